@@ -1,0 +1,59 @@
+"""The ``stagepose`` command: thin argument parsing that calls one library function per subcommand.
+
+Each area of the package registers its own subcommands (``register(subparsers)`` in its ``cli``
+module) so that heavy imports (torch, PyAV, TensorRT) happen only when that subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from stagepose import __version__
+from stagepose.errors import StageposeError
+
+# Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
+COMMAND_MODULES: tuple[str, ...] = (
+    "stagepose.models.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stagepose",
+        description="Markerless motion capture for live shows: camera -> pose -> Kalman -> OSC.",
+    )
+    parser.add_argument("--version", action="version", version=f"stagepose {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: returns the process exit code (0 ok, 1 failed check, 2 usage or input error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except StageposeError as exc:
+        print(f"stagepose {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stagepose {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Saving and loading model weights without pickle.
+
+Shipped weights are safetensors with the preset name in the metadata. Training checkpoints are a dict
+of tensors and plain data saved with ``torch.save`` and read with ``torch.load(weights_only=True)``; they
+hold the student state dict under ``"model"`` and the preset name under ``"preset"``. Loads are strict
+(trap T7): a missing or unexpected key is an error naming the keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stagepose.errors import ModelError
+from stagepose.models.registry import ModelPreset, build_model, get_preset
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (for sidecars and engine keys)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_weights(path: str | Path, model: nn.Module, preset: str, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s state dict as safetensors with ``preset`` (and ``metadata``) in the header."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"preset": preset, **(metadata or {})})
+    return path
+
+
+def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read weights and metadata from a ``.safetensors`` file or a training checkpoint (``.pt``).
+
+    Returns:
+        The state dict and a metadata dict (at least ``preset`` when the file records it).
+
+    Raises:
+        ModelError: the file is missing, unreadable or not a stagepose checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = dict(handle.metadata() or {})
+                state = {key: handle.get_tensor(key) for key in handle.keys()}
+        except (SafetensorError, OSError) as exc:
+            raise ModelError(f"{path}: not a readable safetensors file: {exc}") from None
+        return state, metadata
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or corrupt files
+        raise ModelError(
+            f"{path}: cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc}); "
+            "stagepose reads .safetensors or checkpoints written by `stagepose train`"
+        ) from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise ModelError(f"{path}: not a stagepose training checkpoint (no 'model' entry)")
+    metadata = {k: v for k, v in payload.items() if k != "model" and isinstance(v, (str, int, float))}
+    return payload["model"], metadata
+
+
+def resolve_preset(metadata: dict[str, Any], preset: str | None, path: str | Path) -> ModelPreset:
+    """The preset to build: the one the file records, checked against an explicit ``preset``."""
+    recorded = metadata.get("preset")
+    if preset and recorded and preset != recorded:
+        raise ModelError(f"{path}: checkpoint is preset {recorded!r}, but {preset!r} was requested")
+    name = preset or recorded
+    if not name:
+        raise ModelError(f"{path}: checkpoint does not record its preset; pass --preset")
+    return get_preset(str(name))
+
+
+def load_model(path: str | Path, preset: str | None = None) -> tuple[nn.Module, ModelPreset]:
+    """Build the recorded preset and load the weights strictly; returns the model in eval mode."""
+    state, metadata = load_state(path)
+    spec = resolve_preset(metadata, preset, path)
+    model = build_model(spec)
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ModelError(
+            f"{path}: weights do not fit preset {spec.name!r}: "
+            f"missing {result.missing_keys[:5]}{'...' if len(result.missing_keys) > 5 else ''}, "
+            f"unexpected {result.unexpected_keys[:5]}{'...' if len(result.unexpected_keys) > 5 else ''}"
+        )
+    return model.eval(), spec
