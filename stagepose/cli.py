@@ -18,6 +18,11 @@ from stagepose.errors import StageposeError
 # Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "stagepose.models.cli",
+    "stagepose.data.cli",
+    "stagepose.runtime.cli",
+    "stagepose.show.cli",
+    "stagepose.show.osc.cli",
+    "stagepose.calibration.cli",
 )
 
 

@@ -1,0 +1,34 @@
+"""Camera calibration: lens intrinsics, the stage floor homography, and their use at run time.
+
+Per camera, one versioned YAML file (``calibration/<camera>.yaml``, see `files`):
+
+* `intrinsics`: chessboard detection and lens calibration (``stagepose calibrate intrinsics``);
+* `stage`: the image-to-floor homography from marked floor points (``stagepose calibrate stage``);
+* `aid`: the grid aid and check images for marking points;
+* `mapper`: `StageMapper`, what the show runtime calls per frame.
+
+Names are imported lazily so that ``import stagepose.calibration`` stays cheap (no OpenCV) for the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CameraCalibration": "stagepose.calibration.files",
+    "Intrinsics": "stagepose.calibration.files",
+    "StageCalibration": "stagepose.calibration.files",
+    "load_calibration": "stagepose.calibration.files",
+    "save_calibration": "stagepose.calibration.files",
+    "StageMapper": "stagepose.calibration.mapper",
+    "FloorEstimate": "stagepose.calibration.mapper",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'stagepose.calibration' has no attribute {name!r}")
