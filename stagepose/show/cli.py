@@ -1,0 +1,120 @@
+"""``stagepose live``, ``stagepose check`` and ``stagepose replay``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    live = subparsers.add_parser(
+        "live",
+        help="run a show: cameras -> pose -> smoothing -> OSC, with a status line per camera",
+        description="Run a show until its clips end, Ctrl-C or SIGTERM. Cameras that drop out are "
+        "reported lost and reconnect on their own.",
+    )
+    live.add_argument("--show", required=True, type=Path, help="show config YAML (see show_configs/)")
+    live.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    live.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    live.set_defaults(func=_live)
+
+    check = subparsers.add_parser(
+        "check",
+        help="validate a show config without starting it",
+        description="Load the show file, check every field, URI, file and calibration it names.",
+    )
+    check.add_argument("--show", required=True, type=Path, help="show config YAML")
+    check.add_argument("--model", action="store_true", help="also load the model and run one inference")
+    check.set_defaults(func=_check)
+
+    replay = subparsers.add_parser(
+        "replay",
+        help="run the show pipeline over recorded footage: overlay video, keypoint record, latency summary",
+        description="Input i replaces camera i of the show (zone, performer, calibration kept).",
+    )
+    replay.add_argument("--show", required=True, type=Path, help="show config YAML")
+    replay.add_argument("--input", required=True, nargs="+", type=Path, metavar="VIDEO", help="recorded videos")
+    replay.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    replay.add_argument("--realtime", action="store_true", help="pace frames at the video's rate (default: fast)")
+    replay.add_argument("--osc", action="store_true", help="send OSC to the show's destinations while replaying")
+    replay.add_argument("--rts", action="store_true", help="offline RTS smoothing for the overlay and a second record")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.set_defaults(func=_replay)
+
+    bench = subparsers.add_parser(
+        "bench-pipeline",
+        help="per-frame cost of every pipeline stage over a video (decode, crop, model, filter, OSC), JSON",
+        description="Runs the show's pipeline over a video as fast as possible and prints milliseconds per "
+        "stage, separating the model from the pipeline's own overhead.",
+    )
+    bench.add_argument("--show", required=True, type=Path, help="show config YAML (its model and settings)")
+    bench.add_argument("--video", type=Path, help="video to run (default: the first camera's file)")
+    bench.add_argument("--frames", type=int, default=300, help="at most this many frames")
+    bench.set_defaults(func=_bench)
+
+
+def _live(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from stagepose.show.config import load_show
+    from stagepose.show.live import run_live
+
+    show = load_show(args.show)
+    if args.duration is not None:
+        show = replace(show, run=replace(show.run, max_duration_s=args.duration))
+    summary = run_live(show)
+    print(f"stopped: {summary.stopped_by}; frames {summary.frames}; {summary.osc}")
+    if args.json:
+        print(json.dumps(summary.__dict__, indent=2, default=str))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from stagepose.show.config import load_show
+
+    show = load_show(args.show)
+    print(f"{args.show}: ok: show {show.show!r}, {len(show.active_cameras)} active camera(s)")
+    for camera in show.cameras:
+        state = "" if camera.enabled else " (disabled)"
+        print(f"  camera {camera.id}: {camera.uri} -> performer {camera.performer}{state}")
+    for dest in show.outputs.osc:
+        print(f"  osc {dest.name}: {dest.host}:{dest.port} coords={dest.coords}")
+    if args.model:
+        from stagepose.show.live import open_show_backend
+
+        with open_show_backend(show) as backend:
+            print(f"  model: {backend.describe()}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from stagepose.show.config import load_show
+    from stagepose.show.replay import run_replay
+
+    show = load_show(args.show)
+    summary = run_replay(
+        show, args.input, args.out, realtime=args.realtime, send_osc=args.osc, rts=args.rts,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in summary.__dict__.items()}, indent=2))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from stagepose.errors import ConfigError
+    from stagepose.show.bench import bench_pipeline
+    from stagepose.show.config import load_show
+    from stagepose.show.sources.uri import FileSpec, parse_source_uri
+
+    show = load_show(args.show)
+    video = args.video
+    if video is None:
+        spec = parse_source_uri(show.active_cameras[0].uri, base_dir=show.base_dir)
+        if not isinstance(spec, FileSpec):
+            raise ConfigError("the first camera is not a video file: pass --video FILE")
+        video = Path(spec.path)
+    if not video.is_file():
+        raise ConfigError(f"--video {video}: file not found")
+    print(json.dumps(bench_pipeline(show, video, args.frames), indent=2))
+    return 0

@@ -1,0 +1,270 @@
+"""`stagepose live`: run a show until the files end, Ctrl-C or SIGTERM.
+
+The loop polls every camera without blocking (one dead camera never holds up the others), batches
+the newest frames into one inference call, sends OSC, appends the keypoint record and redraws the
+status board. A camera that stops delivering is reported lost (OSC status and the board) while its
+source reconnects on its own thread; when frames return it is tracked again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import numpy as np
+
+from stagepose.runtime.backends.base import Backend, BackendConfig
+from stagepose.show.config import ShowConfig
+from stagepose.show.osc import OscSink, PerformerFrame
+from stagepose.show.pipeline import PosePipeline, PoseResult
+from stagepose.show.record import KeypointRecorder
+from stagepose.show.sources.base import ThreadedSource
+from stagepose.show.sources.health import SourceState
+from stagepose.show.status import CameraStatus, StatusBoard
+from stagepose.show.telemetry import CameraStats, latency_summary
+from stagepose.skeleton import NUM_JOINTS
+
+log = logging.getLogger(__name__)
+
+LOST_STATUS_INTERVAL_S = 1.0  # how often a camera without frames re-sends its 'lost' status
+IDLE_SLEEP_S = 0.001
+
+
+@dataclass
+class LiveSummary:
+    """What a run did, for the final report and tests."""
+
+    frames: dict[str, int] = field(default_factory=dict)
+    tracked_frames: dict[str, int] = field(default_factory=dict)
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    stage_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    backend: str = ""
+    stopped_by: str = ""
+    osc: str = ""
+
+
+def backend_config(show: ShowConfig) -> BackendConfig:
+    """The runtime backend settings from the show's model section."""
+    model = show.model
+    return BackendConfig(
+        model=show.resolve(model.path),
+        backend=model.backend,
+        device=model.device,
+        fp16=model.fp16,
+        cuda_graph=model.cuda_graph,
+        threads=model.threads,
+        engines_dir=None if model.engines_dir is None else show.resolve(model.engines_dir),
+        build_if_missing=model.build_engine_if_missing,
+        max_batch=max(1, len(show.active_cameras)),
+    )
+
+
+def open_show_backend(show: ShowConfig) -> Backend:
+    """Open and warm up the model for the show's batch size (lazy work happens before the show)."""
+    from stagepose.runtime.backends.select import open_backend
+
+    backend = open_backend(backend_config(show))
+    batch = len(show.active_cameras)
+    backend.warmup(tuple(sorted({1, batch})))
+    return backend
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT/SIGTERM while inside (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("received %s: stopping after this frame", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def performer_frame(result: PoseResult, show: ShowConfig, t_send: float, pipeline: PosePipeline) -> PerformerFrame:
+    """The OSC payload of one result, forecast to the send time when the show asks for it."""
+    pose = result.smoothed
+    if show.smoothing.forecast_to_send:
+        pose = pipeline.cameras[result.camera_id].smoother.forecast(t_send)
+    return PerformerFrame(
+        performer=result.performer,
+        seq=result.seq,
+        t_capture=result.t_capture,
+        joints=np.asarray(pose.position),
+        confidence=np.asarray(pose.quality, dtype=np.float64),
+        image_size=result.image_size,
+        tracked=result.tracked,
+        joints_stage=result.joints_stage,
+        floor_position=result.floor,
+    )
+
+
+def _lost_frame(performer: str, seq: int, image_size: tuple[int, int]) -> PerformerFrame:
+    return PerformerFrame(
+        performer=performer,
+        seq=seq,
+        t_capture=time.time(),
+        joints=np.full((NUM_JOINTS, 2), np.nan),
+        confidence=np.zeros(NUM_JOINTS),
+        image_size=image_size,
+        tracked=False,
+    )
+
+
+def run_live(
+    show: ShowConfig,
+    *,
+    stop: threading.Event | None = None,
+    status_stream: TextIO | None = None,
+    backend: Backend | None = None,
+) -> LiveSummary:
+    """Run ``show`` until its file sources end (``run.stop_when_sources_end``), ``run.max_duration_s``
+    passes, ``stop`` is set, or Ctrl-C / SIGTERM.
+
+    Raises:
+        ConfigError / EngineError / ModelError: before the show starts (bad file, no usable backend).
+    """
+    stop = stop or threading.Event()
+    status_stream = status_stream or sys.stderr
+    summary = LiveSummary()
+    cameras = show.active_cameras
+    with contextlib.ExitStack() as stack:
+        if backend is None:
+            backend = stack.enter_context(open_show_backend(show))
+        desc = backend.describe()
+        summary.backend = f"{desc['backend']} {desc['device']} {desc['precision']}"
+        stack.enter_context(stop_on_signals(stop))
+        sink = stack.enter_context(OscSink(show.outputs.osc))
+        recorder = None
+        if show.outputs.record.path:
+            recorder = stack.enter_context(
+                KeypointRecorder(
+                    show.resolve(show.outputs.record.path),
+                    show.outputs.record.flush_interval_s,
+                    metadata={"show": show.show, "backend": summary.backend},
+                )
+            )
+        sources: dict[str, ThreadedSource] = {}
+        from stagepose.show.sources import open_source
+
+        for camera in cameras:
+            sources[camera.id] = stack.enter_context(
+                open_source(camera.uri, camera.id, base_dir=show.base_dir, stall_timeout_s=camera.stall_timeout_s)
+            )
+        pipeline = PosePipeline(show, backend, cameras)
+        stats = {c.id: CameraStats(c.id, window=show.telemetry.window_frames) for c in cameras}
+        board = StatusBoard(status_stream, show.telemetry.status_interval_s, show.telemetry.status_line)
+        last_lost_sent = {c.id: 0.0 for c in cameras}
+        was_live = {c.id: False for c in cameras}
+        started = time.monotonic()
+        summary.stopped_by = "stop requested"
+        while not stop.is_set():
+            frames = [f for src in sources.values() if (f := src.latest(timeout=0)) is not None]
+            if frames:
+                results = pipeline.process(frames)
+                t_send = time.time()
+                for result in results:
+                    sink.send_performer(performer_frame(result, show, t_send, pipeline))
+                    latency_ms = (time.time() - result.t_capture) * 1e3
+                    stats[result.camera_id].add(latency_ms, result.tracked)
+                    if recorder is not None:
+                        _record(recorder, result, latency_ms)
+            healths = {cid: src.health() for cid, src in sources.items()}
+            now = time.monotonic()
+            for camera in cameras:
+                state = healths[camera.id].state
+                delivering = state in (SourceState.LIVE, SourceState.CONNECTING)
+                if delivering and state == SourceState.LIVE:
+                    if not was_live[camera.id] and stats[camera.id].processed and recorder is not None:
+                        recorder.write_event("camera_resumed", camera=camera.id)
+                    was_live[camera.id] = True
+                if not delivering and state != SourceState.ENDED:
+                    if was_live[camera.id]:
+                        log.warning("camera %r %s: %s", camera.id, state.value, healths[camera.id].last_error)
+                        if recorder is not None:
+                            recorder.write_event("camera_lost", camera=camera.id, state=state.value)
+                        pipeline.reset_camera(camera.id)  # its next frames may come after a long gap
+                        stats[camera.id].tracked = False
+                        was_live[camera.id] = False
+                    if now - last_lost_sent[camera.id] >= LOST_STATUS_INTERVAL_S:
+                        size = pipeline.cameras[camera.id].image_size or (1, 1)
+                        sink.send_performer(_lost_frame(camera.performer, pipeline.cameras[camera.id].results, size))
+                        last_lost_sent[camera.id] = now
+            sink.heartbeat(performers_tracked=sum(1 for s in stats.values() if s.tracked))
+            if board.due(now):
+                board.show(_header(show, now - started), _statuses(cameras, healths, stats, pipeline), summary.backend)
+            if show.run.stop_when_sources_end and all(h.state.finished for h in healths.values()):
+                summary.stopped_by = "sources ended"
+                break
+            if show.run.max_duration_s is not None and now - started >= show.run.max_duration_s:
+                summary.stopped_by = "max_duration_s reached"
+                break
+            if not frames:
+                time.sleep(IDLE_SLEEP_S)
+        healths = {cid: src.health() for cid, src in sources.items()}
+        final = _statuses(cameras, healths, stats, pipeline)
+        board.show(_header(show, time.monotonic() - started), final, summary.backend)
+        summary.frames = {cid: s.processed for cid, s in stats.items()}
+        summary.latency_ms = {cid: latency_summary(list(s.latencies_ms)) for cid, s in stats.items()}
+        summary.stage_ms = {k: latency_summary(v) for k, v in pipeline.times.ms.items()}
+        summary.osc = sink.summary()
+    return summary
+
+
+def _record(recorder: KeypointRecorder, result: PoseResult, latency_ms: float | None) -> None:
+    recorder.write_frame(
+        t_capture=result.t_capture,
+        camera=result.camera_id,
+        performer=result.performer,
+        seq=result.frame_seq,
+        status="tracked" if result.tracked else "lost",
+        raw=result.raw_joints,
+        raw_confidence=result.raw_confidence,
+        smoothed=np.asarray(result.smoothed.position),
+        smoothed_confidence=np.asarray(result.smoothed.quality),
+        stage=result.floor,
+        latency_ms=latency_ms,
+    )
+
+
+def _header(show: ShowConfig, elapsed_s: float) -> str:
+    return f"stagepose live: {show.show}  {elapsed_s:7.1f} s   (Ctrl-C stops)"
+
+
+def _statuses(cameras, healths, stats, pipeline) -> list[CameraStatus]:  # type: ignore[no-untyped-def]
+    out = []
+    for camera in cameras:
+        health = healths[camera.id]
+        p50, p95 = stats[camera.id].latency_percentiles()
+        out.append(
+            CameraStatus(
+                camera_id=camera.id,
+                performer=camera.performer,
+                source_state=health.state.value,
+                fps=stats[camera.id].fps,
+                latency_p50_ms=p50,
+                latency_p95_ms=p95,
+                dropped=health.frames_dropped,
+                reconnects=health.reconnects,
+                tracked=stats[camera.id].tracked and health.state == SourceState.LIVE,
+                error=pipeline.cameras[camera.id].error
+                or (None if health.state == SourceState.LIVE else health.last_error),
+            )
+        )
+    return out

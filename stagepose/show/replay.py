@@ -1,0 +1,207 @@
+"""`stagepose replay`: the live pipeline over recorded footage, for rehearsals.
+
+Every frame of each input video goes through the same crop -> model -> decode -> smoothing path as
+the live show (lossless, as fast as the machine goes, or paced with ``realtime``). It writes an
+overlay video per camera, the keypoint record, a latency summary (JSON and a histogram PNG), and sends
+OSC when asked, so a lighting designer can program against a rehearsal recording. With ``rts`` the
+record also gets the Rauch-Tung-Striebel smoothed track (offline, non-causal) and the overlay shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from stagepose.errors import ConfigError
+from stagepose.runtime.backends.base import Backend
+from stagepose.show.config import CameraConfig, ShowConfig
+from stagepose.show.filters import rts_smooth
+from stagepose.show.live import _record, open_show_backend, performer_frame
+from stagepose.show.osc import OscSink
+from stagepose.show.overlay import OverlayWriter, draw_pose
+from stagepose.show.pipeline import PosePipeline, PoseResult
+from stagepose.show.record import KeypointRecorder
+from stagepose.show.telemetry import latency_summary, save_latency_histogram
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay produced."""
+
+    out_dir: Path
+    frames: dict[str, int] = field(default_factory=dict)
+    tracked_fraction: dict[str, float] = field(default_factory=dict)
+    overlays: dict[str, str] = field(default_factory=dict)
+    record: str = ""
+    latency: dict[str, object] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def replay_cameras(show: ShowConfig, inputs: list[Path]) -> list[CameraConfig]:
+    """Cameras for the inputs: input i replaces camera i's feed (zone, performer, calibration kept)."""
+    cameras = show.active_cameras
+    if len(inputs) > len(cameras):
+        raise ConfigError(
+            f"{len(inputs)} input videos but the show has {len(cameras)} active cameras; "
+            "give at most one video per camera, in the order of 'cameras' in the show file"
+        )
+    out = []
+    for camera, video in zip(cameras, inputs):
+        if not video.is_file():
+            raise ConfigError(f"--input {video}: video file not found")
+        out.append(replace(camera, uri=f"file://{video.resolve()}"))
+    return out
+
+
+def run_replay(
+    show: ShowConfig,
+    inputs: list[Path],
+    out_dir: Path,
+    *,
+    realtime: bool = False,
+    send_osc: bool = False,
+    rts: bool = False,
+    progress: bool = True,
+    backend: Backend | None = None,
+) -> ReplaySummary:
+    """Replay ``inputs`` through the show's pipeline into ``out_dir``.
+
+    Raises:
+        ConfigError: more inputs than cameras, a missing video, an unwritable output folder.
+    """
+    from tqdm import tqdm
+
+    from stagepose.show.sources import open_source
+    from stagepose.show.sources.uri import FileSpec
+
+    cameras = replay_cameras(show, inputs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = ReplaySummary(out_dir=out_dir)
+    own_backend = backend is None
+    backend = backend or open_show_backend(show)
+    started = time.perf_counter()
+    latencies: list[float] = []
+    try:
+        pipeline = PosePipeline(show, backend, cameras)
+        record_path = out_dir / "keypoints.jsonl"
+        if record_path.exists():
+            record_path.unlink()  # a replay writes a fresh record
+        osc = show.outputs.osc if send_osc else []
+        with KeypointRecorder(record_path, metadata={"show": show.show, "mode": "replay"}) as recorder, OscSink(
+            osc
+        ) as sink:
+            for camera, video in zip(cameras, inputs):
+                pacing = "realtime" if realtime else "fast"
+                spec = FileSpec(path=str(video.resolve()), loop=False, pacing=pacing)
+                with open_source(spec, camera.id, lossless=not realtime) as source:
+                    total = _frame_count(video)
+                    results: list[PoseResult] = []
+                    overlay_path = out_dir / f"overlay_{camera.id}.mp4"
+                    writer = None
+                    bar = tqdm(total=total, desc=f"replay {camera.id}", unit="frame", disable=not progress)
+                    for frame in source:
+                        if writer is None:
+                            writer = OverlayWriter(overlay_path, _fps(video), (frame.width, frame.height)).__enter__()
+                        result = pipeline.process([frame])[0]
+                        t_send = time.time()
+                        if send_osc:
+                            sink.send_performer(performer_frame(result, show, t_send, pipeline))
+                            sink.heartbeat(performers_tracked=int(result.tracked))
+                        # In replay the capture time is the video's, so "latency" is the processing time.
+                        latency_ms = sum(values[-1] for values in pipeline.times.ms.values())
+                        latencies.append(latency_ms)
+                        _record(recorder, result, latency_ms)
+                        results.append(result)
+                        if not rts:
+                            writer.write(_draw(frame.image, result, show, result.smoothed.position, "kalman"))
+                        bar.update(1)
+                    bar.close()
+                    if writer is None:
+                        raise ConfigError(f"--input {video}: no frame could be decoded")
+                    if rts:
+                        smoothed = _rts(results, show)
+                        _write_rts_record(out_dir / f"keypoints_rts_{camera.id}.jsonl", results, smoothed)
+                        with open_source(spec, camera.id, lossless=True) as again:
+                            for frame, result, joints in zip(again, results, smoothed):
+                                writer.write(_draw(frame.image, result, show, joints, "rts"))
+                    writer.__exit__(None, None, None)
+                    summary.frames[camera.id] = len(results)
+                    summary.tracked_fraction[camera.id] = round(
+                        float(np.mean([r.tracked for r in results])) if results else 0.0, 3
+                    )
+                    summary.overlays[camera.id] = str(overlay_path)
+        summary.record = str(record_path)
+    finally:
+        if own_backend:
+            backend.close()
+    summary.wall_s = round(time.perf_counter() - started, 2)
+    stages = {**pipeline.times.ms, "total": latencies}
+    summary.latency = {name: latency_summary(values) for name, values in stages.items()}
+    (out_dir / "latency.json").write_text(json.dumps({"backend": backend.describe(), **summary.latency}, indent=2))
+    save_latency_histogram(stages, str(out_dir / "latency.png"), f"{show.show}: per-frame processing time")
+    return summary
+
+
+def _draw(image: np.ndarray, result: PoseResult, show: ShowConfig, joints: np.ndarray, label: str) -> np.ndarray:
+    status = "tracked" if result.tracked else "LOST"
+    text = f"{result.camera_id} {result.performer} #{result.frame_seq} {status} ({label})"
+    quality = np.asarray(result.smoothed.quality)
+    return draw_pose(
+        image,
+        np.asarray(joints),
+        quality,
+        min_confidence=show.tracking.min_confidence,
+        box=(result.crop.center, result.crop.size),
+        label=text,
+    )
+
+
+def _rts(results: list[PoseResult], show: ShowConfig) -> np.ndarray:
+    joints = np.stack([r.raw_joints for r in results])
+    conf = np.stack([r.raw_confidence if r.tracked else np.zeros_like(r.raw_confidence) for r in results])
+    times = np.maximum.accumulate(np.array([r.t_capture for r in results]))
+    return rts_smooth(joints, conf, times, show.smoothing.kalman)
+
+
+def _write_rts_record(path: Path, results: list[PoseResult], smoothed: np.ndarray) -> None:
+    with KeypointRecorder(path, metadata={"smoother": "rts"}) as recorder:
+        for result, joints in zip(results, smoothed):
+            recorder.write_frame(
+                t_capture=result.t_capture,
+                camera=result.camera_id,
+                performer=result.performer,
+                seq=result.frame_seq,
+                status="tracked" if result.tracked else "lost",
+                raw=result.raw_joints,
+                raw_confidence=result.raw_confidence,
+                smoothed=joints,
+            )
+
+
+def _frame_count(video: Path) -> int | None:
+    import av
+
+    try:
+        with av.open(str(video)) as container:
+            frames = container.streams.video[0].frames
+            return int(frames) or None
+    except (av.FFmpegError, IndexError, OSError):
+        return None
+
+
+def _fps(video: Path) -> float:
+    import av
+
+    try:
+        with av.open(str(video)) as container:
+            rate = container.streams.video[0].average_rate
+            return float(rate) if rate else 30.0
+    except (av.FFmpegError, IndexError, OSError):
+        return 30.0

@@ -1,0 +1,147 @@
+"""One performer per camera: where to crop the next frame.
+
+The model is single-person, so each camera follows one performer. With no pose yet (or after losing
+the performer) the crop is the stage zone's bounding box (the whole frame without a zone). Once the
+model finds a confident pose, the next crop is that pose's box, expanded and kept at the model's
+aspect ratio, so the performer fills the input. A pose whose confident joints fall mostly outside the
+zone is not the performer (a stagehand in the wings) and counts as a miss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from stagepose.transforms import box_with_aspect
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """How a camera's performer is followed.
+
+    Attributes:
+        min_confidence: a joint with at least this heatmap peak counts as seen.
+        min_joints: the performer is tracked while at least this many joints are seen.
+        box_margin: crop side = the seen joints' box side x this margin.
+        min_box_fraction: the crop is never smaller than this fraction of the frame height.
+        lost_after_frames: consecutive misses before the crop goes back to the zone.
+        box_smoothing: 0 = jump to the new box, towards 1 = move the box slowly (less crop jitter).
+    """
+
+    min_confidence: float = 0.3
+    min_joints: int = 6
+    box_margin: float = 1.5
+    min_box_fraction: float = 0.2
+    lost_after_frames: int = 3
+    box_smoothing: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in 0..1, got {self.min_confidence}")
+        if not 1 <= self.min_joints <= 16:
+            raise ValueError(f"min_joints must be in 1..16, got {self.min_joints}")
+        if self.box_margin < 1.0:
+            raise ValueError(f"box_margin must be >= 1, got {self.box_margin}")
+        if not 0.0 < self.min_box_fraction <= 1.0:
+            raise ValueError(f"min_box_fraction must be in (0, 1], got {self.min_box_fraction}")
+        if self.lost_after_frames < 1:
+            raise ValueError(f"lost_after_frames must be >= 1, got {self.lost_after_frames}")
+        if not 0.0 <= self.box_smoothing < 1.0:
+            raise ValueError(f"box_smoothing must be in [0, 1), got {self.box_smoothing}")
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A crop request: ``center`` (x, y) and ``size`` (w, h) in image pixels, and where it came from."""
+
+    center: tuple[float, float]
+    size: tuple[float, float]
+    origin: Literal["zone", "track"]
+
+
+class PerformerTracker:
+    """Per-camera crop state; ``crop()`` before inference, ``update()`` with the decoded pose after."""
+
+    def __init__(
+        self,
+        config: TrackingConfig,
+        input_aspect: float,
+        zone: np.ndarray | None = None,
+    ) -> None:
+        """Args:
+        config: tracking parameters.
+        input_aspect: model input width / height.
+        zone: (P, 2) image polygon where the performer is looked for, or None for the whole frame.
+        """
+        self.config = config
+        self.input_aspect = input_aspect
+        self.zone = None if zone is None else np.asarray(zone, dtype=np.float32).reshape(-1, 2)
+        self._box: CropBox | None = None
+        self._misses = 0
+        self.tracked = False
+
+    def crop(self, frame_size: tuple[int, int]) -> CropBox:
+        """The box to cut from the next frame of ``frame_size`` (w, h)."""
+        if self._box is not None:
+            return self._box
+        return self._zone_box(frame_size)
+
+    def update(self, joints: np.ndarray, confidence: np.ndarray, frame_size: tuple[int, int]) -> bool:
+        """Take the pose decoded from the last crop; returns whether the performer is tracked.
+
+        Args:
+            joints: (16, 2) image pixels.
+            confidence: (16,) heatmap peaks.
+            frame_size: (w, h) of the frame the pose came from.
+        """
+        seen = (np.asarray(confidence) >= self.config.min_confidence) & np.isfinite(joints).all(axis=1)
+        if seen.sum() >= self.config.min_joints and self._inside_zone(joints[seen]):
+            self._misses = 0
+            self.tracked = True
+            self._box = self._follow(joints[seen], frame_size)
+            return True
+        self._misses += 1
+        if self._misses >= self.config.lost_after_frames:
+            self.tracked = False
+            self._box = None  # back to the zone: re-acquire
+        return self.tracked
+
+    def _inside_zone(self, points: np.ndarray) -> bool:
+        if self.zone is None:
+            return True
+        inside = [cv2.pointPolygonTest(self.zone, (float(x), float(y)), False) >= 0 for x, y in points]
+        return bool(np.mean(inside) >= 0.5)
+
+    def _zone_box(self, frame_size: tuple[int, int]) -> CropBox:
+        width, height = frame_size
+        if self.zone is None:
+            x0, y0, x1, y1 = 0.0, 0.0, float(width), float(height)
+        else:
+            x0, y0 = self.zone.min(axis=0)
+            x1, y1 = self.zone.max(axis=0)
+        size = box_with_aspect(max(x1 - x0, 1.0), max(y1 - y0, 1.0), self.input_aspect)
+        return CropBox(((x0 + x1) / 2, (y0 + y1) / 2), size, "zone")
+
+    def _follow(self, points: np.ndarray, frame_size: tuple[int, int]) -> CropBox:
+        # Joints predicted off-frame are clipped, and the box never outgrows the whole-frame crop: a
+        # confused pose spread over the crop must not make the next crop larger, frame after frame.
+        points = np.clip(points, 0.0, np.array(frame_size, dtype=np.float64) - 1.0)
+        x0, y0 = points.min(axis=0)
+        x1, y1 = points.max(axis=0)
+        side_min = self.config.min_box_fraction * frame_size[1]
+        w = max((x1 - x0) * self.config.box_margin, side_min * self.input_aspect)
+        h = max((y1 - y0) * self.config.box_margin, side_min)
+        size = box_with_aspect(w, h, self.input_aspect)
+        largest = box_with_aspect(float(frame_size[0]), float(frame_size[1]), self.input_aspect)
+        if size[0] > largest[0]:
+            size = largest
+        center = ((x0 + x1) / 2, (y0 + y1) / 2)
+        previous = self._box
+        if previous is not None and previous.origin == "track" and self.config.box_smoothing > 0:
+            a = self.config.box_smoothing
+            center = (a * previous.center[0] + (1 - a) * center[0], a * previous.center[1] + (1 - a) * center[1])
+            size = (a * previous.size[0] + (1 - a) * size[0], a * previous.size[1] + (1 - a) * size[1])
+        return CropBox((float(center[0]), float(center[1])), (float(size[0]), float(size[1])), "track")
