@@ -19,6 +19,7 @@ from stagepose.errors import StageposeError
 COMMAND_MODULES: tuple[str, ...] = (
     "stagepose.models.cli",
     "stagepose.data.cli",
+    "stagepose.train.cli",
     "stagepose.runtime.cli",
     "stagepose.show.cli",
     "stagepose.show.osc.cli",

@@ -1,0 +1,198 @@
+"""The JSON sidecar that travels with every exported model (``engines/NAME.onnx`` -> ``engines/NAME.json``).
+
+A backend reads the sidecar, never a hard-coded constant, to learn how to feed and read the model: input
+size, colour order, normalisation, joint order and heatmap size (trap T8, export drift). The sidecar also
+pins the exact files: the sha256 of the checkpoint the ONNX came from and of the ONNX itself, so an ONNX
+replaced after export (or a sidecar copied next to the wrong model) is refused at start-up instead of
+producing plausible but wrong poses mid-show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from stagepose.config import Source, from_dict, load_yaml, to_dict
+from stagepose.errors import ConfigError, ModelError
+from stagepose.skeleton import JOINT_NAMES
+
+SIDECAR_FORMAT = 1
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes.
+
+    Same digest as ``stagepose.models.checkpoint.sha256_file``; repeated here so that the runtime
+    (ONNX Runtime / TensorRT start-up) can check files without importing torch.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """``engines/NAME.onnx`` (or ``.safetensors``) -> ``engines/NAME.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def temp_path_beside(path: Path) -> Path:
+    """A unique hidden temporary name in ``path``'s folder (same file system, so a rename is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_beside(path)
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """What a runtime needs to know about an exported model.
+
+    Attributes:
+        preset: model preset name (``stagepose.models.MODELS``).
+        input_size: model input [H, W] in pixels.
+        heatmap_size: output heatmap [H, W] in pixels (input / 4).
+        color: channel order the model expects ("RGB" for stagepose models).
+        mean: per-channel mean subtracted from pixels scaled to 0..1, in ``color`` order.
+        std: per-channel standard deviation dividing pixels scaled to 0..1, in ``color`` order.
+        joints: joint names in output channel order (MPII order, ``skeleton.JOINT_NAMES``).
+        opset: ONNX opset of the exported graph.
+        onnx_sha256: sha256 of the ONNX file this sidecar describes.
+        checkpoint_sha256: sha256 of the checkpoint the ONNX was exported from.
+        checkpoint: file name of that checkpoint (for the torch backend and for people).
+        input_name: name of the ONNX input, (N, 3, H, W) float32.
+        output_name: name of the ONNX output, (N, len(joints), *heatmap_size) float32 (last stack only).
+        exporter: which exporter produced the ONNX (and its torch version).
+        parity_max_abs_diff: max |ONNX Runtime - PyTorch| heatmap difference measured at export.
+        created: export time (ISO 8601, UTC).
+        stagepose_version: version of stagepose that exported the model.
+        format: sidecar format version.
+    """
+
+    preset: str
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+    color: Literal["RGB", "BGR"]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    joints: tuple[str, ...]
+    opset: int
+    onnx_sha256: str
+    checkpoint_sha256: str
+    checkpoint: str = ""
+    input_name: str = "input"
+    output_name: str = "heatmaps"
+    exporter: str = ""
+    parity_max_abs_diff: float = 0.0
+    created: str = ""
+    stagepose_version: str = ""
+    format: int = SIDECAR_FORMAT
+
+    def __post_init__(self) -> None:
+        if self.format != SIDECAR_FORMAT:
+            raise ValueError(f"sidecar format {self.format} is not supported (this stagepose reads {SIDECAR_FORMAT})")
+        if min(self.input_size) <= 0 or min(self.heatmap_size) <= 0:
+            raise ValueError(
+                f"input_size {list(self.input_size)} and heatmap_size {list(self.heatmap_size)} must be > 0"
+            )
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be > 0 per channel, got {list(self.std)}")
+        if tuple(self.joints) != JOINT_NAMES:
+            # The runtime decodes channel k as skeleton joint k; any other order would mislabel joints.
+            raise ValueError(f"joints must be the MPII order {list(JOINT_NAMES)}, got {list(self.joints)}")
+        for name in ("onnx_sha256", "checkpoint_sha256"):
+            if not _SHA256.match(getattr(self, name)):
+                raise ValueError(f"{name} must be 64 lowercase hex digits, got {getattr(self, name)!r}")
+        if self.opset < 7:
+            raise ValueError(f"opset must be >= 7, got {self.opset}")
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``json.dump`` (tuples become lists)."""
+        return to_dict(self)
+
+    def write(self, path: str | Path) -> Path:
+        """Write the sidecar atomically as indented JSON; returns the path."""
+        path = Path(path)
+        atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path, *, model_path: str | Path | None = None, check_hash: bool = True) -> Sidecar:
+        """Read and validate a sidecar, and check it still describes the ONNX next to it.
+
+        Args:
+            path: the JSON file.
+            model_path: the ONNX it must describe (default: the ``.onnx`` with the same stem).
+            check_hash: compare the ONNX file's sha256 with ``onnx_sha256`` (skip only for tools that
+                list sidecars without the model).
+
+        Raises:
+            ModelError: missing or unreadable file, invalid JSON (with line), missing or wrong fields
+                (with field and line), or an ONNX whose sha256 no longer matches.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: sidecar not found; re-export the model with `stagepose export`")
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: cannot read sidecar: {exc}") from None
+        try:
+            _, source = load_yaml(path)  # JSON is YAML: reuse its key -> line index for messages
+        except ConfigError:
+            source = Source(str(path))
+        try:
+            sidecar = from_dict(cls, data, source)
+        except ConfigError as exc:
+            raise ModelError(f"{exc} (sidecar; re-export the model with `stagepose export`)") from None
+        if check_hash:
+            sidecar.verify_model(Path(model_path) if model_path else path.with_suffix(".onnx"), sidecar_file=path)
+        return sidecar
+
+    def verify_model(self, model_path: Path, *, sidecar_file: Path | None = None) -> None:
+        """Raise ModelError unless ``model_path`` exists and has this sidecar's ``onnx_sha256``."""
+        where = sidecar_file or sidecar_path(model_path)
+        if not model_path.is_file():
+            raise ModelError(f"{model_path}: ONNX model not found (described by {where})")
+        actual = file_sha256(model_path)
+        if actual != self.onnx_sha256:
+            raise ModelError(
+                f"{model_path}: sha256 {actual[:12]}... does not match {where} (onnx_sha256 "
+                f"{self.onnx_sha256[:12]}...): the ONNX was replaced or edited after export. Re-export it "
+                "with `stagepose export --checkpoint CKPT --out " + str(model_path) + "`"
+            )
+
+    def replace(self, **changes: Any) -> Sidecar:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
