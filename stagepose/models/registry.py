@@ -79,6 +79,15 @@ MODELS: dict[str, ModelPreset] = {
         description="student: 2 lightweight hourglass modules (inverted residuals, t=2)",
         paper=PaperFigures("LSHM_2", 2.3, 2.9),
     ),
+    # A CPU-sized teacher for the LSPET recipes in training/ (not in the paper): the teacher's block
+    # and width with 2 stacks, about a quarter of teacher-hg8's compute.
+    "teacher-hg2": ModelPreset(
+        name="teacher-hg2",
+        num_stacks=2,
+        channels=256,
+        block="bottleneck",
+        description="small teacher: 2-stack standard hourglass, bottleneck residuals (CPU recipes)",
+    ),
 }
 
 

@@ -1,0 +1,117 @@
+"""``stagepose train``, ``stagepose eval`` and ``stagepose bench-train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_train(subparsers)
+    _register_eval(subparsers)
+    _register_bench(subparsers)
+
+
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train or fine-tune a model (optionally distilled from a teacher) from an experiment YAML",
+        description="Train from training/NAME.yaml; KEY=VALUE arguments override config fields (e.g. "
+        "train.epochs=2 data.batch_size=8 data.train=lspet:data/lspet). Writes config.yaml, last.pt, best.pt, "
+        "best.safetensors, log.csv and curves.png to train.out_dir (default runs/NAME). The same command "
+        "runs under `torchrun --nproc_per_node=N` on N GPUs.",
+    )
+    parser.add_argument("--config", type=Path, metavar="YAML", help="experiment config (training/*.yaml)")
+    parser.add_argument("--resume", type=Path, metavar="CKPT",
+                        help="continue from a last.pt (its stored config is used without --config)")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in an output folder that holds a run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=2")
+    parser.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from stagepose.train.loop import run_training
+
+    result = run_training(args.config, args.overrides, resume=args.resume, overwrite=args.overwrite,
+                          progress=not args.no_progress)  # fmt: skip
+    if result.rank != 0:
+        return 0  # under torchrun, rank 0 reports
+    best = (f"best {result.metric_name} {result.best_metric:.2f}%" if result.best_metric is not None
+            else "no validation")  # fmt: skip
+    print(f"trained {result.steps} steps ({result.epochs} epochs, {result.img_s:.1f} images/s); {best}; "
+          f"weights: {result.best_weights or result.last_checkpoint}")  # fmt: skip
+    return 0
+
+
+def _register_eval(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="PCKh@0.5 (MPII) or PCK@0.2 (LSP) of trained weights on a data set, as a Table 2 row",
+        description="Run the model over the val split of a data set spec, decode, map to image pixels and score: "
+        "PCKh@0.5 where the data has head sizes (MPII), else PCK@0.2 of the torso (LSP/LSPET).",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help=".safetensors or a training .pt")
+    parser.add_argument("--data", required=True, metavar="SPEC",
+                        help="data set spec (its val split), e.g. lspet:data/lspet or "
+                        "mpii:data/mpii/annot/valid.json:data/mpii/images")  # fmt: skip
+    parser.add_argument("--preset", help="model preset (default: the one the checkpoint records)")
+    parser.add_argument("--input-size", type=int, metavar="PX",
+                        help="square input side (default: the size it was trained at, else 256)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (32)")
+    parser.add_argument("--workers", type=int, default=2, help="data loading processes (2)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--flip", action="store_true", help="flip test: average with the mirrored crop's heatmaps")
+    parser.add_argument("--label", help="row label (default: the preset name)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from stagepose.train.evaluate import evaluate_checkpoint
+
+    size = (args.input_size, args.input_size) if args.input_size else None
+    report = evaluate_checkpoint(
+        args.checkpoint, args.data, preset=args.preset, input_size=size, batch_size=args.batch_size,
+        workers=args.workers, flip=args.flip, device=args.device, progress=not args.no_progress,
+        json_path=args.json, label=args.label,
+    )  # fmt: skip
+    print(report.table())
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _register_bench(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench-train",
+        help="training throughput (images/s) of model presets, optionally with a teacher",
+        description="Times forward + backward + RMSprop step on random batches of the training shape (data "
+        "loading excluded; `stagepose data check SPEC --benchmark N` measures that).",
+    )
+    parser.add_argument("presets", nargs="+", metavar="PRESET", help="e.g. lshm-2 lshm-4 teacher-hg8")
+    parser.add_argument("--teacher", help="add this teacher preset's forward pass (distillation)")
+    parser.add_argument("--input-size", type=int, default=256, metavar="PX", help="square input side (256)")
+    parser.add_argument("--batch-size", type=int, default=6, help="images per step (6, the paper's)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (3)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--no-amp", action="store_true", help="float32 on CUDA")
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
+    parser.set_defaults(func=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from stagepose.train.bench import benchmark_training
+
+    for preset in args.presets:
+        result = benchmark_training(
+            preset, teacher=args.teacher, input_size=(args.input_size, args.input_size), batch_size=args.batch_size,
+            steps=args.steps, warmup=args.warmup, device=args.device, amp=not args.no_amp,
+        )  # fmt: skip
+        print(json.dumps(asdict(result)) if args.json else result.line(), flush=True)
+    return 0

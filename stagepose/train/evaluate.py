@@ -1,0 +1,265 @@
+"""Evaluation: run a model over a data set, decode, score PCKh@0.5 / PCK@0.2, report as the paper's Table 2.
+
+The last stack's heatmaps are decoded by the codec, mapped to ORIGINAL image pixels through each
+sample's crop affine and compared with the ground truth there. The metric follows the data: PCKh@0.5
+(threshold = half the MPII head size) where samples carry a finite ``head_size``, otherwise PCK@0.2 of the
+torso (LSP). With the flip test, each crop is also run mirrored; those heatmaps are mirrored back, their
+left/right joints swapped and shifted by the sub-pixel offset a mirror introduces (see ``flip_back``),
+then averaged with the plain ones.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from stagepose.codec import HeatmapCodec
+from stagepose.errors import DataError
+from stagepose.metrics import PCKResult, pck_torso, pckh, table2_header, table2_row
+from stagepose.skeleton import flip_permutation
+from stagepose.train.checkpoints import atomic_write_text
+
+DEFAULT_INPUT_SIZE = (256, 256)
+
+
+def flip_back(heatmaps: Tensor, input_width: int) -> Tensor:
+    """Heatmaps of horizontally mirrored crops -> heatmaps of the crops themselves.
+
+    A crop mirrored as ``x' = (w - 1) - x`` (what ``torch.flip`` does to the input) puts joint k's
+    partner where k was. Mirroring the heatmap array maps heatmap pixel j to ``W - 1 - j``, but the codec
+    places input pixel x at heatmap coordinate ``x / s`` (s = w / W), so the mirrored-back peak lands
+    ``d = (w - 1) / s - (W - 1)`` heatmap pixels left of the true one (0.75 px at stride 4; HRNet shifts
+    by a whole pixel). This undoes the mirror, swaps left and right and shifts right by ``d`` with linear
+    interpolation.
+
+    Args:
+        heatmaps: (N, K, H, W) output for mirrored inputs (K = 16, MPII order).
+        input_width: model input width w in pixels.
+
+    Returns:
+        (N, K, H, W) heatmaps aligned with the un-mirrored crops (a new tensor).
+    """
+    width = heatmaps.shape[-1]
+    perm = torch.as_tensor(flip_permutation(), device=heatmaps.device)
+    out = heatmaps.flip(-1).index_select(1, perm)
+    stride = input_width / width
+    shift = (input_width - 1) / stride - (width - 1)
+    whole = int(np.floor(shift))
+    frac = shift - whole
+    if whole == 0 and frac < 1e-9:
+        return out
+    # out(j) <- old(j - shift) = (1 - frac) * old(j - whole) + frac * old(j - whole - 1), edges replicated
+    pad = whole + 1
+    padded = torch.cat([out[..., :1].expand(*out.shape[:-1], pad), out], dim=-1)
+    a = padded[..., pad - whole : pad - whole + width]
+    b = padded[..., pad - whole - 1 : pad - whole - 1 + width]
+    return (1.0 - frac) * a + frac * b
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Decoded predictions and the ground truth they are scored against.
+
+    Attributes:
+        coords: (N, 16, 2) predicted joints in original image pixels.
+        confidence: (N, 16) heatmap peak values.
+        joints: (N, 16, 2) ground truth in image pixels; visible: (N, 16) 1 where labelled.
+        head_size: (N,) MPII head sizes (NaN where none).
+        source_ids: N sample names.
+    """
+
+    coords: np.ndarray
+    confidence: np.ndarray
+    joints: np.ndarray
+    visible: np.ndarray
+    head_size: np.ndarray
+    source_ids: list[str]
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    loader: DataLoader[Any] | Any,
+    codec: HeatmapCodec,
+    device: torch.device,
+    *,
+    flip: bool = False,
+    amp: bool = False,
+    progress: bool = False,
+    desc: str = "eval",
+) -> Predictions:
+    """Run ``model`` over ``loader`` (batches of the agreed sample dict) and decode to image pixels.
+
+    The model is put in eval mode for the pass and returned to its previous mode afterwards.
+    """
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    coords, conf, joints, visible, heads, ids = [], [], [], [], [], []
+    autocast = torch.autocast("cuda", dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
+    try:
+        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+            images = batch["image"].to(device, non_blocking=True)
+            with autocast:
+                heatmaps = model(images)[:, -1].float()
+                if flip:
+                    mirrored = model(images.flip(-1))[:, -1].float()
+                    heatmaps = 0.5 * (heatmaps + flip_back(mirrored, images.shape[-1]))
+            c, p = codec.decode(heatmaps.cpu().numpy())
+            coords.append(codec.heatmap_to_image(c, batch["image_to_input"].numpy().astype(np.float64)))
+            conf.append(p)
+            joints.append(batch["joints"].numpy())
+            visible.append(batch["visible"].numpy())
+            heads.append(np.asarray(batch["head_size"], dtype=np.float64).reshape(-1))
+            ids.extend(batch["source_id"])
+    finally:
+        model.train(was_training)
+    if not coords:
+        raise DataError("evaluation data set is empty")
+    return Predictions(np.concatenate(coords), np.concatenate(conf), np.concatenate(joints).astype(np.float64),
+                       np.concatenate(visible), np.concatenate(heads), ids)  # fmt: skip
+
+
+def score(pred: Predictions) -> PCKResult:
+    """PCKh@0.5 where any sample has a finite head size (MPII), else PCK@0.2 of the torso (LSP).
+
+    Samples without a head size in an MPII-style set are skipped by PCKh and counted in
+    ``samples_skipped``.
+    """
+    if np.isfinite(pred.head_size).any():
+        return pckh(pred.coords, pred.joints, pred.visible, pred.head_size)
+    return pck_torso(pred.coords, pred.joints, pred.visible)
+
+
+def make_loader(dataset: Dataset[Any], batch_size: int, workers: int, device: torch.device) -> DataLoader[Any]:
+    """An in-order loader for evaluation."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=device.type == "cuda", drop_last=False)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Result of ``evaluate_checkpoint``: the metric, model size and where it came from."""
+
+    label: str
+    checkpoint: str
+    preset: str
+    data: str
+    input_size: tuple[int, int]
+    flip: bool
+    result: PCKResult
+    params_m: float
+    gflops: float
+    samples: int
+    seconds: float
+
+    def table(self) -> str:
+        """The paper's Table 2 header and this row, then the limb-joint mean."""
+        limb = self.result.limb_mean
+        return "\n".join([
+            table2_header(),
+            table2_row(self.label, self.result, self.params_m, self.gflops),
+            f"{self.result.name}, {self.samples} samples, input {self.input_size[0]}x{self.input_size[1]}"
+            f"{', flip test' if self.flip else ''}; limb-joint mean (12 joints, shoulders to ankles): "
+            + (f"{limb:.1f}%" if np.isfinite(limb) else "-"),
+        ])  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "checkpoint": self.checkpoint,
+            "preset": self.preset,
+            "data": self.data,
+            "input_size": list(self.input_size),
+            "flip_test": self.flip,
+            "params_m": round(self.params_m, 3),
+            "gflops": round(self.gflops, 3),
+            "samples": self.samples,
+            "seconds": round(self.seconds, 2),
+            **self.result.to_json(),
+        }
+
+
+def parse_input_size(text: str | None) -> tuple[int, int] | None:
+    """'128x128' (as recorded in checkpoint metadata) -> (128, 128); None if absent or malformed."""
+    if not text:
+        return None
+    parts = str(text).lower().split("x")
+    try:
+        size = (int(parts[0]), int(parts[1])) if len(parts) == 2 else None
+    except ValueError:
+        return None
+    return size
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str,
+    *,
+    preset: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    batch_size: int = 32,
+    workers: int = 0,
+    flip: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+    json_path: str | Path | None = None,
+    label: str | None = None,
+) -> EvalReport:
+    """Evaluate trained weights on the "val" split of a data set spec.
+
+    Args:
+        checkpoint: ``.safetensors`` or a training ``.pt`` (preset and input size are read from it).
+        data: data set spec, e.g. ``lspet:data/lspet`` (its val split) or ``mpii:annot/valid.json:images``.
+        preset: expected preset (must match what the checkpoint records; needed if it records none).
+        input_size: (w, h); default: the size the checkpoint was trained at, else 256x256.
+        batch_size, workers: loading.
+        flip: add the flip test.
+        device: "auto", "cpu" or "cuda".
+        progress: show a progress bar.
+        json_path: also write the report as JSON here.
+        label: row label (default: the preset's name).
+
+    Raises:
+        ModelError: unreadable checkpoint or weights that do not fit the preset.
+        DataError: bad spec or data.
+    """
+    from stagepose.data import build_dataset
+    from stagepose.models.checkpoint import load_model, load_state
+    from stagepose.models.info import measure
+    from stagepose.train.distributed import resolve_device
+
+    checkpoint = Path(checkpoint)
+    _, metadata = load_state(checkpoint)
+    model, spec = load_model(checkpoint, preset)
+    size = input_size or parse_input_size(metadata.get("input_size")) or DEFAULT_INPUT_SIZE
+    multiple = spec.min_input_multiple
+    if size[0] % multiple or size[1] % multiple:
+        raise DataError(f"input size {size[0]}x{size[1]} must be multiples of {multiple} for preset {spec.name!r}")
+    dev = resolve_device(device)
+    model.to(dev)
+    codec = HeatmapCodec(input_size=size, heatmap_size=(size[0] // 4, size[1] // 4))
+    dataset = build_dataset(data, split="val", input_size=size, codec=codec)
+    start = time.perf_counter()
+    pred = predict(model, make_loader(dataset, batch_size, workers, dev), codec, dev, flip=flip,
+                   progress=progress, desc=f"eval {spec.name}")  # fmt: skip
+    seconds = time.perf_counter() - start
+    stats = measure(spec, size)
+    report = EvalReport(
+        label=label or spec.name, checkpoint=str(checkpoint), preset=spec.name, data=data, input_size=size,
+        flip=flip, result=score(pred), params_m=stats.params_m, gflops=stats.gflops, samples=len(pred.source_ids),
+        seconds=seconds,
+    )  # fmt: skip
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+    return report
