@@ -9,6 +9,7 @@ with the file and line of that section.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ import yaml
 from stagepose.errors import ConfigError
 
 T = TypeVar("T")
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 KeyPath = tuple[str | int, ...]
 
 
@@ -150,6 +152,8 @@ def _convert(tp: Any, value: Any, source: Source, path: KeyPath) -> Any:
             raise _fail(source, path, f"expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot in the mantissa) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(source, path, f"expected a number, got {value!r}")
         return float(value)

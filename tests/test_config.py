@@ -82,3 +82,17 @@ def test_unsafe_yaml_tags_are_refused(tmp_path) -> None:
     path = _write(tmp_path, "name: !!python/object/apply:os.system ['true']\ncameras: []\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load(Show, path)
+
+
+@dataclass(frozen=True)
+class Rate:
+    lr: float = 0.1
+    name: str = "x"
+
+
+def test_scientific_notation_without_dot_is_a_float(tmp_path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("lr: 1e-4\nname: 2e3\n")
+    rate = load(Rate, path)
+    assert rate.lr == 1e-4 and rate.name == "2e3"  # strings stay strings
+    assert load(Rate, path, ["lr=3E-5"]).lr == 3e-5

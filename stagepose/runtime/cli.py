@@ -41,7 +41,8 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", type=Path, help="trained weights (.safetensors, or a training .pt)")
     parser.add_argument("--preset", help="model preset (default: the one the checkpoint records)")
     parser.add_argument("--out", type=Path, required=True, help="destination, e.g. engines/lshm2-256.onnx")
-    parser.add_argument("--input-size", type=int, default=256, metavar="PX", help="square input side (256)")
+    parser.add_argument("--input-size", type=int, default=None, metavar="PX",
+                        help="square input side (default: the size the checkpoint was trained at, else 256)")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 20)")
     parser.add_argument("--tolerance", type=float, default=None, help="max |ORT - torch| heatmap difference (1e-4)")
     parser.set_defaults(func=_run_export)
@@ -57,14 +58,27 @@ def _run_export(args: argparse.Namespace) -> int:
         )
     from stagepose.runtime.export import DEFAULT_OPSET, PARITY_TOLERANCE, export_onnx
 
+    input_size = (args.input_size, args.input_size) if args.input_size else _trained_input_size(args.checkpoint)
     result = export_onnx(
-        args.checkpoint, args.out, preset=args.preset, input_size=(args.input_size, args.input_size),
+        args.checkpoint, args.out, preset=args.preset, input_size=input_size,
         opset=args.opset or DEFAULT_OPSET, tolerance=args.tolerance or PARITY_TOLERANCE,
     )  # fmt: skip
     print(f"wrote {result.onnx_path} and {result.sidecar_path} "
-          f"(preset {result.sidecar.preset}, {args.input_size}x{args.input_size}, opset {result.sidecar.opset}, "
+          f"(preset {result.sidecar.preset}, {input_size[1]}x{input_size[0]}, opset {result.sidecar.opset}, "
           f"max |onnxruntime - torch| = {result.max_abs_diff:.2g})")  # fmt: skip
     return 0
+
+
+def _trained_input_size(checkpoint: str) -> tuple[int, int]:
+    """(H, W) the checkpoint records ("WxH" in its metadata, written by `stagepose train`), else 256x256."""
+    from stagepose.models.checkpoint import load_state
+
+    _, metadata = load_state(checkpoint)
+    recorded = str(metadata.get("input_size", ""))
+    width, sep, height = recorded.partition("x")
+    if sep and width.isdigit() and height.isdigit():
+        return int(height), int(width)
+    return 256, 256
 
 
 # ------------------------------------------------------------------------------------------ engine

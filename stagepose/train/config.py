@@ -12,10 +12,6 @@ sigma 0.1 starting from 0.6/0.4.
 
 from __future__ import annotations
 
-import dataclasses
-import re
-import types
-import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -277,33 +273,6 @@ class ExperimentConfig:
         return self.train.out_dir if self.train.out_dir is not None else DEFAULT_RUNS_DIR / (self.name or "run")
 
 
-_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-
-
-def _numbers_from_yaml11(cls: Any, data: Any) -> Any:
-    """Turn strings like ``1e-4`` into floats where ``cls`` declares a float.
-
-    YAML 1.1 (PyYAML's safe_load) reads a number in scientific notation as a float only with a dot in
-    the mantissa (``1.0e-4``); ``optim.lr=1e-4`` would otherwise be rejected as "not a number".
-    """
-    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
-        return data
-    hints = typing.get_type_hints(cls)
-    out = dict(data)
-    for key, value in data.items():
-        hint = hints.get(key)
-        if hint is None:
-            continue
-        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-        if float in options and isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
-            out[key] = float(value)
-            continue
-        for option in options:
-            if dataclasses.is_dataclass(option) and isinstance(value, dict):
-                out[key] = _numbers_from_yaml11(option, value)
-    return out
-
-
 def load_experiment(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> ExperimentConfig:
     """Read an experiment YAML with ``key=value`` overrides; ``name`` defaults to the file's stem.
 
@@ -313,7 +282,7 @@ def load_experiment(path: str | Path, overrides: tuple[str, ...] | list[str] = (
     data, source = load_yaml(path)
     if overrides:
         data = apply_overrides(data if data is not None else {}, list(overrides))
-    config = from_dict(ExperimentConfig, _numbers_from_yaml11(ExperimentConfig, data), source)
+    config = from_dict(ExperimentConfig, data, source)
     if not config.name:
         config = replace(config, name=Path(path).stem)
     return config
@@ -329,7 +298,7 @@ def experiment_from_data(data: Any, source: str, overrides: tuple[str, ...] | li
         raise ConfigError(f"{source}: holds no experiment config")
     if overrides:
         data = apply_overrides(data, list(overrides))
-    return from_dict(ExperimentConfig, _numbers_from_yaml11(ExperimentConfig, data), Source(source))
+    return from_dict(ExperimentConfig, data, Source(source))
 
 
 def config_to_data(config: ExperimentConfig) -> dict[str, Any]:
