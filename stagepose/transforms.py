@@ -7,6 +7,7 @@ Conventions: points are ``(..., 2)`` as (x, y) in pixels; sizes are (width, heig
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -75,8 +76,8 @@ def warp_crop(image: np.ndarray, affine: np.ndarray, output_size: tuple[int, int
 
 def to_model_input(
     crops_bgr: np.ndarray,
-    mean: tuple[float, float, float] = INPUT_MEAN,
-    std: tuple[float, float, float] = INPUT_STD,
+    mean: Sequence[float] = INPUT_MEAN,
+    std: Sequence[float] = INPUT_STD,
 ) -> np.ndarray:
     """(N, H, W, 3) uint8 BGR crops -> (N, 3, H, W) float32 normalised RGB, contiguous."""
     rgb = crops_bgr[..., ::-1].astype(np.float32) * (1.0 / 255.0)

@@ -34,7 +34,7 @@ def bench_pipeline(show: ShowConfig, video: Path, max_frames: int = 300) -> dict
     with open_show_backend(show) as backend, tempfile.TemporaryDirectory() as tmp:
         pipeline = PosePipeline(show, backend, [camera])
         probe = OscDestinationConfig(name="bench", host="127.0.0.1", port=9, per_joint_messages=True)
-        spec = FileSpec(path=str(video.resolve()), loop=False, pacing="fast")
+        spec = FileSpec(path=video.resolve(), loop=False, pacing="fast")
         with open_source(spec, camera.id, lossless=True) as source, OscSink([probe]) as sink, KeypointRecorder(
             Path(tmp) / "bench.jsonl"
         ) as recorder:

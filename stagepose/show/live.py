@@ -21,12 +21,12 @@ from typing import TextIO
 import numpy as np
 
 from stagepose.runtime.backends.base import Backend, BackendConfig
-from stagepose.show.config import ShowConfig
+from stagepose.show.config import CameraConfig, ShowConfig
 from stagepose.show.osc import OscSink, PerformerFrame
 from stagepose.show.pipeline import PosePipeline, PoseResult
 from stagepose.show.record import KeypointRecorder
 from stagepose.show.sources.base import ThreadedSource
-from stagepose.show.sources.health import SourceState
+from stagepose.show.sources.health import SourceHealth, SourceState
 from stagepose.show.status import CameraStatus, StatusBoard
 from stagepose.show.telemetry import CameraStats, latency_summary
 from stagepose.skeleton import NUM_JOINTS
@@ -42,7 +42,6 @@ class LiveSummary:
     """What a run did, for the final report and tests."""
 
     frames: dict[str, int] = field(default_factory=dict)
-    tracked_frames: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     stage_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     backend: str = ""
@@ -141,90 +140,117 @@ def run_live(
         ConfigError / EngineError / ModelError: before the show starts (bad file, no usable backend).
     """
     stop = stop or threading.Event()
-    status_stream = status_stream or sys.stderr
-    summary = LiveSummary()
-    cameras = show.active_cameras
     with contextlib.ExitStack() as stack:
         if backend is None:
             backend = stack.enter_context(open_show_backend(show))
-        desc = backend.describe()
-        summary.backend = f"{desc['backend']} {desc['device']} {desc['precision']}"
         stack.enter_context(stop_on_signals(stop))
-        sink = stack.enter_context(OscSink(show.outputs.osc))
-        recorder = None
+        loop = _LiveLoop(show, backend, status_stream or sys.stderr, stack)
+        return loop.run(stop)
+
+
+class _LiveLoop:
+    """The open parts of a running show and one iteration of its loop (poll, infer, send, watch, report)."""
+
+    def __init__(self, show: ShowConfig, backend: Backend, status_stream: TextIO, stack: contextlib.ExitStack):
+        from stagepose.show.sources import open_source
+
+        self.show = show
+        self.cameras = show.active_cameras
+        desc = backend.describe()
+        self.backend_label = f"{desc['backend']} {desc['device']} {desc['precision']}"
+        self.sink = stack.enter_context(OscSink(show.outputs.osc))
+        self.recorder: KeypointRecorder | None = None
         if show.outputs.record.path:
-            recorder = stack.enter_context(
+            self.recorder = stack.enter_context(
                 KeypointRecorder(
                     show.resolve(show.outputs.record.path),
                     show.outputs.record.flush_interval_s,
-                    metadata={"show": show.show, "backend": summary.backend},
+                    metadata={"show": show.show, "backend": self.backend_label},
                 )
             )
-        sources: dict[str, ThreadedSource] = {}
-        from stagepose.show.sources import open_source
-
-        for camera in cameras:
-            sources[camera.id] = stack.enter_context(
-                open_source(camera.uri, camera.id, base_dir=show.base_dir, stall_timeout_s=camera.stall_timeout_s)
+        self.sources: dict[str, ThreadedSource] = {
+            c.id: stack.enter_context(
+                open_source(c.uri, c.id, base_dir=show.base_dir, stall_timeout_s=c.stall_timeout_s)
             )
-        pipeline = PosePipeline(show, backend, cameras)
-        stats = {c.id: CameraStats(c.id, window=show.telemetry.window_frames) for c in cameras}
-        board = StatusBoard(status_stream, show.telemetry.status_interval_s, show.telemetry.status_line)
-        last_lost_sent = {c.id: 0.0 for c in cameras}
-        was_live = {c.id: False for c in cameras}
+            for c in self.cameras
+        }
+        self.pipeline = PosePipeline(show, backend, self.cameras)
+        self.stats = {c.id: CameraStats(c.id, window=show.telemetry.window_frames) for c in self.cameras}
+        self.board = StatusBoard(status_stream, show.telemetry.status_interval_s, show.telemetry.status_line)
+        self.last_lost_sent = {c.id: 0.0 for c in self.cameras}
+        self.was_live = {c.id: False for c in self.cameras}
+
+    def run(self, stop: threading.Event) -> LiveSummary:
         started = time.monotonic()
-        summary.stopped_by = "stop requested"
+        stopped_by = "stop requested"
         while not stop.is_set():
-            frames = [f for src in sources.values() if (f := src.latest(timeout=0)) is not None]
-            if frames:
-                results = pipeline.process(frames)
-                t_send = time.time()
-                for result in results:
-                    sink.send_performer(performer_frame(result, show, t_send, pipeline))
-                    latency_ms = (time.time() - result.t_capture) * 1e3
-                    stats[result.camera_id].add(latency_ms, result.tracked)
-                    if recorder is not None:
-                        _record(recorder, result, latency_ms)
-            healths = {cid: src.health() for cid, src in sources.items()}
+            processed = self._process_new_frames()
+            healths = {cid: src.health() for cid, src in self.sources.items()}
             now = time.monotonic()
-            for camera in cameras:
-                state = healths[camera.id].state
-                delivering = state in (SourceState.LIVE, SourceState.CONNECTING)
-                if delivering and state == SourceState.LIVE:
-                    if not was_live[camera.id] and stats[camera.id].processed and recorder is not None:
-                        recorder.write_event("camera_resumed", camera=camera.id)
-                    was_live[camera.id] = True
-                if not delivering and state != SourceState.ENDED:
-                    if was_live[camera.id]:
-                        log.warning("camera %r %s: %s", camera.id, state.value, healths[camera.id].last_error)
-                        if recorder is not None:
-                            recorder.write_event("camera_lost", camera=camera.id, state=state.value)
-                        pipeline.reset_camera(camera.id)  # its next frames may come after a long gap
-                        stats[camera.id].tracked = False
-                        was_live[camera.id] = False
-                    if now - last_lost_sent[camera.id] >= LOST_STATUS_INTERVAL_S:
-                        size = pipeline.cameras[camera.id].image_size or (1, 1)
-                        sink.send_performer(_lost_frame(camera.performer, pipeline.cameras[camera.id].results, size))
-                        last_lost_sent[camera.id] = now
-            sink.heartbeat(performers_tracked=sum(1 for s in stats.values() if s.tracked))
-            if board.due(now):
-                board.show(_header(show, now - started), _statuses(cameras, healths, stats, pipeline), summary.backend)
-            if show.run.stop_when_sources_end and all(h.state.finished for h in healths.values()):
-                summary.stopped_by = "sources ended"
+            self._watch_cameras(healths, now)
+            self.sink.heartbeat(performers_tracked=sum(1 for s in self.stats.values() if s.tracked))
+            if self.board.due(now):
+                self._draw(healths, now - started)
+            if self.show.run.stop_when_sources_end and all(h.state.finished for h in healths.values()):
+                stopped_by = "sources ended"
                 break
-            if show.run.max_duration_s is not None and now - started >= show.run.max_duration_s:
-                summary.stopped_by = "max_duration_s reached"
+            if self.show.run.max_duration_s is not None and now - started >= self.show.run.max_duration_s:
+                stopped_by = "max_duration_s reached"
                 break
-            if not frames:
+            if not processed:
                 time.sleep(IDLE_SLEEP_S)
-        healths = {cid: src.health() for cid, src in sources.items()}
-        final = _statuses(cameras, healths, stats, pipeline)
-        board.show(_header(show, time.monotonic() - started), final, summary.backend)
-        summary.frames = {cid: s.processed for cid, s in stats.items()}
-        summary.latency_ms = {cid: latency_summary(list(s.latencies_ms)) for cid, s in stats.items()}
-        summary.stage_ms = {k: latency_summary(v) for k, v in pipeline.times.ms.items()}
-        summary.osc = sink.summary()
-    return summary
+        self._draw({cid: src.health() for cid, src in self.sources.items()}, time.monotonic() - started)
+        return LiveSummary(
+            frames={cid: s.processed for cid, s in self.stats.items()},
+            latency_ms={cid: latency_summary(list(s.latencies_ms)) for cid, s in self.stats.items()},
+            stage_ms={k: latency_summary(v) for k, v in self.pipeline.times.ms.items()},
+            backend=self.backend_label,
+            stopped_by=stopped_by,
+            osc=self.sink.summary(),
+        )
+
+    def _process_new_frames(self) -> bool:
+        """Take each camera's newest frame (never waiting), run them as one batch and send the results."""
+        frames = [f for src in self.sources.values() if (f := src.latest(timeout=0)) is not None]
+        if not frames:
+            return False
+        results = self.pipeline.process(frames)
+        t_send = time.time()
+        for result in results:
+            self.sink.send_performer(performer_frame(result, self.show, t_send, self.pipeline))
+            latency_ms = (time.time() - result.t_capture) * 1e3
+            self.stats[result.camera_id].add(latency_ms, result.tracked)
+            if self.recorder is not None:
+                _record(self.recorder, result, latency_ms)
+        return True
+
+    def _watch_cameras(self, healths: dict[str, SourceHealth], now: float) -> None:
+        """Report cameras that stopped delivering (log, record, OSC 'lost' every second) and their return."""
+        for camera in self.cameras:
+            state = healths[camera.id].state
+            if state == SourceState.LIVE:
+                if not self.was_live[camera.id] and self.stats[camera.id].processed and self.recorder:
+                    self.recorder.write_event("camera_resumed", camera=camera.id)
+                self.was_live[camera.id] = True
+                continue
+            if state in (SourceState.CONNECTING, SourceState.ENDED):
+                continue
+            if self.was_live[camera.id]:
+                log.warning("camera %r %s: %s", camera.id, state.value, healths[camera.id].last_error)
+                if self.recorder is not None:
+                    self.recorder.write_event("camera_lost", camera=camera.id, state=state.value)
+                self.pipeline.reset_camera(camera.id)  # its next frames may come after a long gap
+                self.stats[camera.id].tracked = False
+                self.was_live[camera.id] = False
+            if now - self.last_lost_sent[camera.id] >= LOST_STATUS_INTERVAL_S:
+                camera_state = self.pipeline.cameras[camera.id]
+                size = camera_state.image_size or (1, 1)
+                self.sink.send_performer(_lost_frame(camera.performer, camera_state.results, size))
+                self.last_lost_sent[camera.id] = now
+
+    def _draw(self, healths: dict[str, SourceHealth], elapsed_s: float) -> None:
+        header = f"stagepose live: {self.show.show}  {elapsed_s:7.1f} s   (Ctrl-C stops)"
+        self.board.show(header, _statuses(self.cameras, healths, self.stats, self.pipeline), self.backend_label)
 
 
 def _record(recorder: KeypointRecorder, result: PoseResult, latency_ms: float | None) -> None:
@@ -243,11 +269,12 @@ def _record(recorder: KeypointRecorder, result: PoseResult, latency_ms: float | 
     )
 
 
-def _header(show: ShowConfig, elapsed_s: float) -> str:
-    return f"stagepose live: {show.show}  {elapsed_s:7.1f} s   (Ctrl-C stops)"
-
-
-def _statuses(cameras, healths, stats, pipeline) -> list[CameraStatus]:  # type: ignore[no-untyped-def]
+def _statuses(
+    cameras: list[CameraConfig],
+    healths: dict[str, SourceHealth],
+    stats: dict[str, CameraStats],
+    pipeline: PosePipeline,
+) -> list[CameraStatus]:
     out = []
     for camera in cameras:
         health = healths[camera.id]

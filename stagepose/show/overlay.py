@@ -9,6 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import cv2
 import numpy as np
@@ -85,8 +86,8 @@ class OverlayWriter:
         self.fps = fps
         self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
         self.crf = crf
-        self._container = None
-        self._stream = None
+        self._container: Any = None  # av.container.OutputContainer while open
+        self._stream: Any = None
         self.frames = 0
 
     def __enter__(self) -> OverlayWriter:

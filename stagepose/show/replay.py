@@ -9,6 +9,7 @@ record also gets the Rauch-Tung-Striebel smoothed track (offline, non-causal) an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -98,17 +99,18 @@ def run_replay(
             osc
         ) as sink:
             for camera, video in zip(cameras, inputs):
-                pacing = "realtime" if realtime else "fast"
-                spec = FileSpec(path=str(video.resolve()), loop=False, pacing=pacing)
-                with open_source(spec, camera.id, lossless=not realtime) as source:
+                spec = FileSpec(path=video.resolve(), loop=False, pacing="realtime" if realtime else "fast")
+                with contextlib.ExitStack() as stack:
+                    source = stack.enter_context(open_source(spec, camera.id, lossless=not realtime))
                     total = _frame_count(video)
                     results: list[PoseResult] = []
                     overlay_path = out_dir / f"overlay_{camera.id}.mp4"
                     writer = None
                     bar = tqdm(total=total, desc=f"replay {camera.id}", unit="frame", disable=not progress)
                     for frame in source:
-                        if writer is None:
-                            writer = OverlayWriter(overlay_path, _fps(video), (frame.width, frame.height)).__enter__()
+                        if writer is None:  # the overlay has the frames' size, known at the first frame
+                            size = (frame.width, frame.height)
+                            writer = stack.enter_context(OverlayWriter(overlay_path, _fps(video), size))
                         result = pipeline.process([frame])[0]
                         t_send = time.time()
                         if send_osc:
@@ -131,7 +133,6 @@ def run_replay(
                         with open_source(spec, camera.id, lossless=True) as again:
                             for frame, result, joints in zip(again, results, smoothed):
                                 writer.write(_draw(frame.image, result, show, joints, "rts"))
-                    writer.__exit__(None, None, None)
                     summary.frames[camera.id] = len(results)
                     summary.tracked_fraction[camera.id] = round(
                         float(np.mean([r.tracked for r in results])) if results else 0.0, 3
