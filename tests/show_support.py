@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 
 import yaml
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
+
+from stagepose.show.sources import Frame, ThreadedSource
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -80,3 +83,15 @@ class UdpCollector:
             else:
                 out.append((None, OscMessage(data)))
         return out
+
+
+def collect_frames(source: ThreadedSource, count: int, timeout: float) -> list[Frame]:
+    """Take ``count`` frames from a running source within ``timeout`` seconds (fails the test otherwise)."""
+    frames: list[Frame] = []
+    deadline = time.monotonic() + timeout
+    while len(frames) < count and time.monotonic() < deadline:
+        frame = source.latest(timeout=0.1)
+        if frame is not None:
+            frames.append(frame)
+    assert len(frames) == count, f"got {len(frames)} of {count} frames in {timeout} s; {source.health()}"
+    return frames

@@ -18,6 +18,7 @@ import pytest
 
 from stagepose.cli import main
 from stagepose.errors import EngineError
+from stagepose.hashing import sha256_file
 from stagepose.runtime.engines import (
     EngineKey,
     EngineRecord,
@@ -34,7 +35,6 @@ from stagepose.runtime.engines import (
     select_engine,
     tensorrt_version,
 )
-from stagepose.runtime.sidecar import file_sha256
 
 RTX4090 = GpuInfo("NVIDIA GeForce RTX 4090", "8.9")
 A4000 = GpuInfo("NVIDIA RTX A4000", "8.6")
@@ -178,7 +178,7 @@ def engines_dir(tmp_path: Path) -> Path:
     """An engines folder with an ONNX and engines for several machines, precisions and sizes."""
     onnx = tmp_path / "lshm2-256.onnx"
     onnx.write_bytes(b"stand-in for an exported ONNX: selection only hashes it")
-    sha = file_sha256(onnx)
+    sha = sha256_file(onnx)
     for gpu, trt, precision, size in [
         (A4000, TRT, "fp16", (256, 256)),  # other GPU
         (RTX4090, "10.8.0.43", "fp16", (256, 256)),  # other TensorRT
@@ -199,7 +199,7 @@ def test_select_engine_picks_the_file_for_this_machine(engines_dir: Path) -> Non
     chosen = select_engine(onnx, engines_dir, RTX4090, TRT, "fp16", (256, 256))
     key = EngineKey.parse(chosen.name)
     assert key is not None and key.fits_machine(RTX4090, TRT)
-    assert (key.precision, key.input_size, key.onnx_sha12) == ("fp16", (256, 256), file_sha256(onnx)[:12])
+    assert (key.precision, key.input_size, key.onnx_sha12) == ("fp16", (256, 256), sha256_file(onnx)[:12])
     assert select_engine(onnx, engines_dir, A4000, TRT, "fp16", (256, 256)).name.count("sm86") == 1
     assert "_fp32_" in select_engine(onnx, engines_dir, RTX4090, TRT, "fp32", (256, 256)).name
     assert "_128x128" in select_engine(onnx, engines_dir, RTX4090, TRT, "fp16", (128, 128)).name
@@ -240,7 +240,7 @@ def test_build_command_text(tmp_path: Path) -> None:
 
 
 def test_list_engines_marks_this_machine_and_missing_files(engines_dir: Path) -> None:
-    onnx_sha = file_sha256(engines_dir / "lshm2-256.onnx")
+    onnx_sha = sha256_file(engines_dir / "lshm2-256.onnx")
     ghost = EngineKey.for_machine(onnx_sha, TRT, RTX4090, "fp32", (128, 128))
     add_to_manifest(engines_dir, _record(ghost, RTX4090, onnx_sha))  # listed, file deleted
     listings = {e.file: e for e in list_engines(engines_dir, RTX4090, TRT)}

@@ -13,8 +13,9 @@ import torch
 
 from stagepose.cli import main
 from stagepose.errors import ModelError
+from stagepose.hashing import sha256_file
 from stagepose.models import build_model
-from stagepose.models.checkpoint import save_weights, sha256_file
+from stagepose.models.checkpoint import save_weights
 from stagepose.runtime.export import LastStack, export_onnx
 from stagepose.runtime.sidecar import Sidecar
 from stagepose.skeleton import JOINT_NAMES

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not SHIPPED.with_suffix(".onnx").exists(), reaso
 def test_sidecar_matches_onnx_and_weights() -> None:
     sidecar = Sidecar.read(SHIPPED.with_suffix(".json"), model_path=SHIPPED.with_suffix(".onnx"))
     assert sidecar.preset == "lshm-2" and list(sidecar.input_size) == [128, 128]
-    from stagepose.models.checkpoint import sha256_file
+    from stagepose.hashing import sha256_file
 
     assert sidecar.checkpoint_sha256 == sha256_file(SHIPPED.with_suffix(".safetensors"))
 

@@ -15,9 +15,10 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from show_support import collect_frames
 
 from stagepose.errors import EngineError
-from stagepose.show.sources import Frame, SourceState, ThreadedSource, open_source, parse_source_uri
+from stagepose.show.sources import SourceState, open_source, parse_source_uri
 from stagepose.show.sources.ndi_source import NdiSource, import_ndi, ndi_seconds
 from stagepose.show.sources.uri import NdiSpec
 
@@ -77,24 +78,13 @@ class LoopbackSender:
             self._ndi.send_send_video_v2(self._sender, self._frame)
 
 
-def _frames(source: ThreadedSource, count: int, timeout: float) -> list[Frame]:
-    frames: list[Frame] = []
-    deadline = time.monotonic() + timeout
-    while len(frames) < count and time.monotonic() < deadline:
-        frame = source.latest(timeout=0.1)
-        if frame is not None:
-            frames.append(frame)
-    assert len(frames) == count, f"got {len(frames)} of {count} NDI frames; {source.health()}"
-    return frames
-
-
 def test_ndi_sender_to_receiver_on_loopback(ndi: ModuleType) -> None:
     with LoopbackSender(ndi) as sender:
         uri = f"ndi://{sender.full_name}?ips=127.0.0.1"
         assert parse_source_uri(uri) == NdiSpec(name=sender.full_name, ips=("127.0.0.1",))
         with open_source(uri, "ndi-cam") as src:
             assert isinstance(src, NdiSource)
-            frames = _frames(src, 10, timeout=15.0)
+            frames = collect_frames(src, 10, timeout=15.0)
             time.sleep(1.0)  # let the frame-rate window fill
             health = src.health()
     times = np.array([f.t_capture for f in frames])
@@ -117,7 +107,7 @@ def test_ndi_sender_restart_stalls_then_recovers(ndi: ModuleType) -> None:
     first = LoopbackSender(ndi, name)
     with open_source(f"ndi://{first.full_name}?ips=127.0.0.1", "ndi-restart", stall_timeout_s=1.0) as src:
         with first:
-            last = _frames(src, 5, timeout=15.0)[-1]
+            last = collect_frames(src, 5, timeout=15.0)[-1]
         # The sender is gone (its machine rebooted): the source notices and keeps looking for it.
         deadline = time.monotonic() + 5.0
         seen: set[SourceState] = set()
@@ -127,7 +117,7 @@ def test_ndi_sender_restart_stalls_then_recovers(ndi: ModuleType) -> None:
         assert seen & {SourceState.STALLED, SourceState.RECONNECTING}, seen
         src.latest(timeout=0)
         with LoopbackSender(ndi, name):
-            after = _frames(src, 5, timeout=20.0)
+            after = collect_frames(src, 5, timeout=20.0)
             health = src.health()
     assert after[0].seq > last.seq and after[0].t_capture > last.t_capture
     assert health.state is SourceState.LIVE and health.reconnects >= 1

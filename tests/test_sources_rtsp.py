@@ -14,8 +14,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from rtsp_support import RtspServer, free_port
+from show_support import collect_frames
 
-from stagepose.show.sources import Frame, SourceState, ThreadedSource, open_source, parse_source_uri
+from stagepose.show.sources import Frame, SourceState, open_source, parse_source_uri
 from stagepose.show.sources.pyav_source import RtspSource
 from stagepose.show.sources.uri import RtspSpec
 
@@ -27,17 +28,6 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.02)
             return True
         time.sleep(poll)
     return predicate()
-
-
-def _frames(source: ThreadedSource, count: int, timeout: float) -> list[Frame]:
-    frames: list[Frame] = []
-    deadline = time.monotonic() + timeout
-    while len(frames) < count and time.monotonic() < deadline:
-        frame = source.latest(timeout=0.1)
-        if frame is not None:
-            frames.append(frame)
-    assert len(frames) == count, f"got {len(frames)} of {count} frames in {timeout} s; {source.health()}"
-    return frames
 
 
 def _check_stream_frames(frames: list[Frame]) -> None:
@@ -52,7 +42,7 @@ def _check_stream_frames(frames: list[Frame]) -> None:
 
 def test_rtsp_frames_then_server_restart_reconnects(rtsp_server: RtspServer) -> None:
     with open_source(rtsp_server.url, "cam-rtsp", stall_timeout_s=1.0) as src:
-        before = _frames(src, 20, timeout=10.0)
+        before = collect_frames(src, 20, timeout=10.0)
         _check_stream_frames(before)
         # The server streams 30 fps (its RTP clock): PTS-based capture times are ~1/30 s apart.
         assert np.median(np.diff([f.t_capture for f in before])) == pytest.approx(1 / 30, abs=0.005)
@@ -71,7 +61,7 @@ def test_rtsp_frames_then_server_restart_reconnects(rtsp_server: RtspServer) -> 
         src.latest(timeout=0)  # discard a frame decoded before the loss
 
         rtsp_server.start()  # back on the same port
-        after = _frames(src, 10, timeout=15.0)
+        after = collect_frames(src, 10, timeout=15.0)
         _check_stream_frames(after)
         assert after[0].seq > before[-1].seq
         assert after[0].t_capture > before[-1].t_capture
@@ -86,13 +76,13 @@ def test_rtsp_stall_watchdog_reopens_a_frozen_camera(rtsp_server: RtspServer) ->
     spec = parse_source_uri(rtsp_server.url)
     assert isinstance(spec, RtspSpec)
     with RtspSource(spec, "frozen", stall_timeout_s=1.0, open_timeout_s=1.0) as src:
-        last = _frames(src, 5, timeout=10.0)[-1]
+        last = collect_frames(src, 5, timeout=10.0)[-1]
         rtsp_server.signal(signal.SIGSTOP)  # connection stays open, no data flows
         assert _wait_for(lambda: src.health().state is SourceState.STALLED, timeout=3.0)
         assert _wait_for(lambda: src.health().state is SourceState.RECONNECTING, timeout=4.0)
         assert src.health().last_error
         rtsp_server.signal(signal.SIGCONT)
-        after = _frames(src, 5, timeout=15.0)
+        after = collect_frames(src, 5, timeout=15.0)
         assert after[0].seq > last.seq and after[0].t_capture > last.t_capture
         health = src.health()
     assert health.state is SourceState.LIVE
@@ -101,7 +91,7 @@ def test_rtsp_stall_watchdog_reopens_a_frozen_camera(rtsp_server: RtspServer) ->
 
 def test_rtsp_over_udp(rtsp_server: RtspServer) -> None:
     with open_source(f"{rtsp_server.url}?transport=udp", "cam-udp") as src:
-        frames = _frames(src, 10, timeout=10.0)
+        frames = collect_frames(src, 10, timeout=10.0)
         health = src.health()
     _check_stream_frames(frames)
     assert health.uri.endswith("?transport=udp")

@@ -8,7 +8,6 @@ hold the student state dict under ``"model"`` and the preset name under ``"prese
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,6 @@ from torch import nn
 
 from stagepose.errors import ModelError
 from stagepose.models.registry import ModelPreset, build_model, get_preset
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (for sidecars and engine keys)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_weights(path: str | Path, model: nn.Module, preset: str, metadata: dict[str, str] | None = None) -> Path:

@@ -24,7 +24,8 @@ from typing import Literal
 
 from stagepose.config import Source, from_dict, to_dict
 from stagepose.errors import ConfigError, EngineError
-from stagepose.runtime.sidecar import atomic_write_text, file_sha256
+from stagepose.hashing import sha256_file
+from stagepose.runtime.sidecar import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +429,7 @@ def select_engine(
         )
     if not onnx_path.is_file():
         raise EngineError(f"{onnx_path}: ONNX model not found; export it first with `stagepose export`")
-    key = EngineKey.for_machine(file_sha256(onnx_path), trt_version, gpu_info, precision, input_size)
+    key = EngineKey.for_machine(sha256_file(onnx_path), trt_version, gpu_info, precision, input_size)
     path = engines_dir / key.filename
     if path.is_file():
         return path

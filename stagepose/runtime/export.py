@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from stagepose import __version__
 from stagepose.errors import ModelError
-from stagepose.runtime.sidecar import Sidecar, file_sha256, sidecar_path, temp_path_beside
+from stagepose.hashing import sha256_file
+from stagepose.runtime.sidecar import Sidecar, sidecar_path, temp_path_beside
 from stagepose.skeleton import JOINT_NAMES
 from stagepose.transforms import INPUT_COLOR, INPUT_MEAN, INPUT_STD
 
@@ -120,8 +121,8 @@ def export_onnx(
         std=tuple(float(v) for v in INPUT_STD),  # type: ignore[arg-type]
         joints=JOINT_NAMES,
         opset=opset,
-        onnx_sha256=file_sha256(out),
-        checkpoint_sha256=file_sha256(checkpoint),
+        onnx_sha256=sha256_file(out),
+        checkpoint_sha256=sha256_file(checkpoint),
         checkpoint=checkpoint.name,
         exporter=f"torch.onnx dynamo (torch {torch.__version__})",
         parity_max_abs_diff=float(max_diff),

@@ -10,7 +10,6 @@ producing plausible but wrong poses mid-show.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -21,23 +20,11 @@ from typing import Any, Literal
 
 from stagepose.config import Source, from_dict, load_yaml, to_dict
 from stagepose.errors import ConfigError, ModelError
+from stagepose.hashing import sha256_file
 from stagepose.skeleton import JOINT_NAMES
 
 SIDECAR_FORMAT = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes.
-
-    Same digest as ``stagepose.models.checkpoint.sha256_file``; repeated here so that the runtime
-    (ONNX Runtime / TensorRT start-up) can check files without importing torch.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar_path(model_path: str | Path) -> Path:
@@ -185,7 +172,7 @@ class Sidecar:
         where = sidecar_file or sidecar_path(model_path)
         if not model_path.is_file():
             raise ModelError(f"{model_path}: ONNX model not found (described by {where})")
-        actual = file_sha256(model_path)
+        actual = sha256_file(model_path)
         if actual != self.onnx_sha256:
             raise ModelError(
                 f"{model_path}: sha256 {actual[:12]}... does not match {where} (onnx_sha256 "

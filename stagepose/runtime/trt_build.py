@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stagepose import __version__
 from stagepose.errors import EngineError
+from stagepose.hashing import sha256_file
 from stagepose.runtime.engines import (
     EngineKey,
     EngineRecord,
@@ -32,7 +33,7 @@ from stagepose.runtime.engines import (
     load_manifest,
     timing_cache_name,
 )
-from stagepose.runtime.sidecar import Sidecar, atomic_write_bytes, file_sha256
+from stagepose.runtime.sidecar import Sidecar, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def build_engine(
         timing_cache=cache_path.name,
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         build_seconds=round(seconds, 2),
-        engine_sha256=file_sha256(engine_path),
+        engine_sha256=sha256_file(engine_path),
         engine_bytes=len(data),
         stagepose_version=__version__,
     )

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from stagepose.errors import EngineError, ModelError
+from stagepose.hashing import sha256_file
 from stagepose.models.checkpoint import load_model
 from stagepose.runtime.backends.base import Backend, BackendConfig, warn_fp16_on_cpu, weights_beside
 from stagepose.runtime.export import LastStack
-from stagepose.runtime.sidecar import Sidecar, file_sha256
+from stagepose.runtime.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def resolve_weights(cfg: BackendConfig) -> tuple[Path, Sidecar | None]:
     else:
         raise EngineError(f"{cfg.model}: the torch backend loads .safetensors or .pt checkpoints (or an exported .onnx "
                           "with its checkpoint beside it)")  # fmt: skip
-    if sidecar is not None and weights.is_file() and file_sha256(weights) != sidecar.checkpoint_sha256:
+    if sidecar is not None and weights.is_file() and sha256_file(weights) != sidecar.checkpoint_sha256:
         raise ModelError(
             f"{weights}: sha256 differs from the checkpoint its sidecar {cfg.model.with_suffix('.json')} was "
             "exported from; re-export the model or remove the stale sidecar"
