@@ -10,6 +10,7 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     _register_train(subparsers)
     _register_eval(subparsers)
+    _register_eval_compare(subparsers)
     _register_bench(subparsers)
 
 
@@ -81,6 +82,29 @@ def _eval(args: argparse.Namespace) -> int:
     print(report.table())
     if args.json:
         print(f"wrote {args.json}")
+    return 0
+
+
+def _register_eval_compare(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval-compare",
+        help="compare eval reports (stagepose eval --json) side by side, with differences and a bar chart",
+        description="Print the Table 2 columns and the limb-joint mean of each report, each later report followed "
+        "by its difference to the first (e.g. a student trained without, then with the teacher). All reports must "
+        "score the same data with the same metric.",
+    )
+    parser.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json", help="the baseline first")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw the groups as grouped bars")
+    parser.set_defaults(func=_eval_compare)
+
+
+def _eval_compare(args: argparse.Namespace) -> int:
+    from stagepose.train.compare import comparison_table, plot_comparison, read_report
+
+    reports = [read_report(path) for path in args.reports]
+    print(comparison_table(reports))
+    if args.plot:
+        print(f"wrote {plot_comparison(reports, args.plot)}")
     return 0
 
 
