@@ -40,6 +40,27 @@ def test_every_shipped_config_loads(path: Path) -> None:
     assert ("_kd-" in path.name or "finetune" in path.name) == (config.teacher is not None)
 
 
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_weights_a_config_starts_from_are_shipped(path: Path) -> None:
+    # a recipe that starts from engines/ (stage 2, the venue fine-tune) must find those files in the repo
+    config = load_experiment(path)
+    needed = [config.model.init, config.teacher.weights if config.teacher else None]
+    for weights in needed:
+        if weights is not None and weights.parts[0] == "engines":
+            assert (REPO / weights).is_file(), f"{path.name} needs {weights}, which is not in engines/"
+
+
+def test_distillation_comparison_differs_only_by_the_teacher() -> None:
+    # training/README.md's with/without-teacher comparison: any other difference would be measured too
+    taught = config_to_data(load_experiment(REPO / "training" / "lshm2_kd-hg2_lspet_128.yaml"))
+    control = config_to_data(load_experiment(REPO / "training" / "lshm2_lspet_128_stage2.yaml"))
+    assert taught["teacher"] is not None and control["teacher"] is None
+    for key in ("teacher", "distill", "name"):
+        taught.pop(key), control.pop(key)
+    taught["train"].pop("out_dir"), control["train"].pop("out_dir")
+    assert taught == control
+
+
 def test_paper_defaults(tmp_path: Path) -> None:
     config = load_experiment(_write(tmp_path, MINIMAL))
     assert config.optim.name == "rmsprop" and config.optim.lr == pytest.approx(2.6e-4)
