@@ -53,6 +53,8 @@ def test_reports_of_other_data_or_files_that_are_not_reports_are_refused(tmp_pat
     (tmp_path / "other.json").write_text(json.dumps({"label": "x", "metric": "PCK@0.2"}))
     with pytest.raises(DataError, match="field 'data' missing"):
         read_report(tmp_path / "other.json")
+    with pytest.raises(DataError, match="field 'samples' must be a whole number"):
+        read_report(_report(tmp_path, "c", 35.0, samples="many"))
 
 
 def test_cli_errors_name_the_file_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,10 +59,12 @@ def read_report(path: str | Path) -> SavedReport:
     groups = payload["groups"]
     if not isinstance(groups, dict):
         raise DataError(f"{path}: field 'groups' must be an object of joint groups; {hint}")
+    if not isinstance(payload["samples"], int):
+        raise DataError(f"{path}: field 'samples' must be a whole number, got {payload['samples']!r}; {hint}")
     scores = {column: _number(groups.get(column)) for column in TABLE2_COLUMNS}
     scores["limbs"] = _number(payload["limb_mean"])
     return SavedReport(path=path, label=str(payload["label"]), metric=str(payload["metric"]),
-                       data=str(payload["data"]), samples=int(payload["samples"]), scores=scores)  # fmt: skip
+                       data=str(payload["data"]), samples=payload["samples"], scores=scores)  # fmt: skip
 
 
 def check_comparable(reports: Sequence[SavedReport]) -> None:
