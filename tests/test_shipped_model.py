@@ -6,6 +6,8 @@ that on held-out LSPET images (the last 500 are never trained on), through both 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from show_support import REPO, SHARED_DATA
@@ -33,23 +35,17 @@ def test_sidecar_matches_onnx_and_weights() -> None:
 
 
 @pytest.mark.skipif(not (LSPET / "joints.mat").exists(), reason="../shared/data/lspet not present")
-def test_shipped_weights_find_people_on_held_out_images() -> None:
+@pytest.mark.parametrize(
+    ("weights", "preset", "min_limb_pck"),
+    [(SHIPPED.with_suffix(".safetensors"), "lshm-2", MIN_PCK_SUBSET), (TEACHER, "teacher-hg2", MIN_TEACHER_PCK_SUBSET)],
+    ids=["student", "teacher"],
+)
+def test_shipped_weights_find_people_on_held_out_images(weights: Path, preset: str, min_limb_pck: float) -> None:
     from stagepose.train.evaluate import evaluate_checkpoint
 
-    report = evaluate_checkpoint(
-        SHIPPED.with_suffix(".safetensors"), f"lspet:{LSPET}@8800:9000", progress=False, device="cpu"
-    )
-    assert report.samples == 200
-    assert report.result.limb_mean >= MIN_PCK_SUBSET, report.table()
-
-
-@pytest.mark.skipif(not (LSPET / "joints.mat").exists(), reason="../shared/data/lspet not present")
-def test_shipped_teacher_finds_people_on_held_out_images() -> None:
-    from stagepose.train.evaluate import evaluate_checkpoint
-
-    report = evaluate_checkpoint(TEACHER, f"lspet:{LSPET}@8800:9000", progress=False, device="cpu")
-    assert report.preset == "teacher-hg2"
-    assert report.result.limb_mean >= MIN_TEACHER_PCK_SUBSET, report.table()
+    report = evaluate_checkpoint(weights, f"lspet:{LSPET}@8800:9000", progress=False, device="cpu")
+    assert report.samples == 200 and report.preset == preset
+    assert report.result.limb_mean >= min_limb_pck, report.table()
 
 
 @pytest.mark.skipif(not (LSPET / "joints.mat").exists(), reason="../shared/data/lspet not present")
