@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stagepose.models.cli",
     "stagepose.data.cli",
     "stagepose.train.cli",
+    "stagepose.train.campaign_cli",
     "stagepose.runtime.cli",
     "stagepose.show.cli",
     "stagepose.show.osc.cli",

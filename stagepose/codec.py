@@ -17,6 +17,10 @@ from stagepose.transforms import apply_affine, invert_affine
 
 Refine = Literal["quarter", "dark", "none"]
 
+# Target sigma of every model trained before the sigma was recorded with the weights (and the default):
+# a checkpoint or sidecar that records none was trained with this.
+DEFAULT_SIGMA = 2.0
+
 
 @dataclass(frozen=True)
 class HeatmapCodec:
@@ -26,13 +30,15 @@ class HeatmapCodec:
         input_size: model input (w, h) in pixels.
         heatmap_size: heatmap (W, H) in pixels.
         sigma: Gaussian standard deviation in heatmap pixels (2 at 64x64, as in the hourglass papers).
+            DARK decoding assumes the heatmap has this width, so a decoder must use the sigma the model
+            was trained with (recorded in its checkpoint and sidecar as ``heatmap_sigma``).
         refine: sub-pixel step of the decoder: "dark" (Taylor step on the log heatmap, Zhang et al.
             2020), "quarter" (0.25 px towards the higher neighbour) or "none" (integer arg-max).
     """
 
     input_size: tuple[int, int] = (256, 256)
     heatmap_size: tuple[int, int] = (64, 64)
-    sigma: float = 2.0
+    sigma: float = DEFAULT_SIGMA
     refine: Refine = "dark"
 
     def __post_init__(self) -> None:

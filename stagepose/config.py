@@ -215,7 +215,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     """Return a copy of ``data`` with each ``dotted.key=value`` set (value parsed as YAML).
 
     Raises:
-        ConfigError: an override is not of the form key=value.
+        ConfigError: an override is not of the form key=value, or its value is not valid YAML.
     """
     import copy
 
@@ -224,7 +224,11 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected KEY=VALUE, for example train.lr=1e-4")
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]}); quote "
+                              "it, e.g. data.train='[\"frames:venue/x?boxes=venue/boxes.json\"]'") from None
         node = out
         parts = key.split(".")
         for part in parts[:-1]:

@@ -17,7 +17,8 @@ INPUT_COLOR = "RGB"
 INPUT_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 INPUT_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-# MPII's `scale` is the person height / 200 px; crops add this margin around the person.
+# MPII's `scale` is the person height / 200 px; crops add this margin around the person. Training,
+# evaluation and the live tracker's re-crop all use CROP_MARGIN, so the network sees people at one scale.
 MPII_SCALE_PX = 200.0
 CROP_MARGIN = 1.25
 
@@ -44,6 +45,21 @@ def crop_affine(
     linear = np.diag([sx, sy]) @ rot
     offset = np.array([out_w / 2.0, out_h / 2.0]) - linear @ np.array([cx, cy])
     return np.hstack([linear, offset[:, None]])
+
+
+def person_box(points: np.ndarray, margin: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Centre and (w, h) of the (M, 2) points' bounding box, grown by ``margin``.
+
+    A side shorter than a third of the other is widened to that first, so a straight-arm pose still gets
+    a body-shaped box. The one person box of training (``data.entries.joint_box``) and of the live
+    tracker's re-crop (``show.tracking``), so the two cannot drift apart.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    w, h = float(hi[0] - lo[0]), float(hi[1] - lo[1])
+    w, h = max(w, h / 3.0), max(h, w / 3.0)
+    center = (float(lo[0] + hi[0]) / 2.0, float(lo[1] + hi[1]) / 2.0)
+    return center, (w * margin, h * margin)
 
 
 def box_with_aspect(width: float, height: float, aspect_w_over_h: float) -> tuple[float, float]:

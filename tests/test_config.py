@@ -96,3 +96,12 @@ def test_scientific_notation_without_dot_is_a_float(tmp_path) -> None:
     rate = load(Rate, path)
     assert rate.lr == 1e-4 and rate.name == "2e3"  # strings stay strings
     assert load(Rate, path, ["lr=3E-5"]).lr == 3e-5
+
+
+def test_override_with_invalid_yaml_is_a_config_error_that_says_how_to_quote() -> None:
+    from stagepose.config import apply_overrides
+
+    with pytest.raises(ConfigError, match="not valid YAML.*quote it"):
+        apply_overrides({}, ["data.train=[frames:venue/x?boxes=venue/boxes.json]"])
+    assert apply_overrides({}, ['data.train=["frames:venue/x?boxes=venue/boxes.json"]']) == {
+        "data": {"train": ["frames:venue/x?boxes=venue/boxes.json"]}}

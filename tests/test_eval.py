@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +14,13 @@ from stagepose.metrics import table2_header
 from stagepose.models import build_model
 from stagepose.models.checkpoint import save_weights
 from stagepose.skeleton import Joint, flip_permutation
-from stagepose.train.evaluate import Predictions, evaluate_checkpoint, flip_back, score
+from stagepose.train.evaluate import EvalReport, Predictions, evaluate_checkpoint, flip_back, score
 
 MPII = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mpii_fixture"
 needs_mpii = pytest.mark.skipif(not (MPII / "test_mpii.json").is_file(), reason="../shared/data/mpii_fixture is absent")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine two-thread torch processes stall each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(("input_size", "heatmap_size"), [(128, 32), (256, 64)])
@@ -69,6 +62,34 @@ def test_metric_follows_head_sizes() -> None:
     assert without.name == "PCK@0.2" and without.per_joint[Joint.r_wrist] == 0.0
 
 
+def test_report_says_how_many_samples_and_joints_were_scored_and_why_not(tmp_path: Path) -> None:
+    from stagepose.metrics import NO_TORSO
+    from stagepose.train.compare import comparison_table, read_report
+
+    pred = _predictions(float("nan"))
+    visible = pred.visible.copy()
+    visible[1, Joint.l_shoulder] = 0  # sample "b" has no torso: PCK@0.2 cannot score it
+    result = score(Predictions(pred.coords, pred.confidence, pred.joints, visible, pred.head_size, pred.source_ids))
+    report = EvalReport(label="lshm-2", checkpoint="w.safetensors", preset="lshm-2", data="lspet:x@0:2",
+                        input_size=(128, 128), flip=False, result=result, params_m=2.17, gflops=1.58, samples=2,
+                        seconds=1.0)  # fmt: skip
+    lines = report.table().splitlines()
+    assert lines[2].split() == ["joints", "scored", "2", "2", "2", "2", "2", "2", "2", "14"]  # head ... ankle, mean
+    assert lines[3].startswith(f"PCK@0.2 scored 1 of 2 samples read (1 not: {NO_TORSO}); input 128x128")
+    assert lines[4].startswith("limb-joint mean (12 joints, shoulders to ankles, 12 scored): ")
+    data = report.to_json()
+    assert (data["samples"], data["samples_read"], data["samples_scored"], data["samples_not_scored"]) == (2, 2, 1, 1)
+    assert data["skip_reason"] == NO_TORSO and data["group_counts"]["mean"] == 14 and data["heatmap_sigma"] == 2.0
+    # eval-compare reads it back, keeps comparing on the samples read, and says how many were scored
+    paths = []
+    for label in ("a", "b"):
+        paths.append(tmp_path / f"{label}.json")
+        paths[-1].write_text(json.dumps({**data, "label": label}))
+    saved = [read_report(p) for p in paths]
+    assert saved[0].samples == 2 and saved[0].samples_scored == 1
+    assert comparison_table(saved).splitlines()[-1].startswith("PCK@0.2 on lspet:x@0:2, 2 samples (1 scored);")
+
+
 @needs_mpii
 def test_evaluate_mpii_with_head_boxes_reports_pckh(tmp_path: Path) -> None:
     items = json.loads((MPII / "test_mpii.json").read_text())
@@ -86,11 +107,14 @@ def test_evaluate_mpii_with_head_boxes_reports_pckh(tmp_path: Path) -> None:
                                  json_path=out, batch_size=4)  # fmt: skip
     assert report.result.name == "PCKh@0.5"
     assert report.samples == len(items) and report.input_size == (64, 64)  # read from the weights' metadata
-    assert report.result.samples_used == len(items)
+    assert report.result.samples_used == len(items) and report.result.samples_skipped == 0
+    assert report.heatmap_sigma == 2.0  # the weights record no sigma: the default
     table = report.table().splitlines()
     assert table[0] == table2_header() and table[1].startswith("lshm-2")
     data = json.loads(out.read_text())
     assert data["metric"] == "PCKh@0.5" and data["flip_test"] and set(data["groups"]) >= {"head", "ankle", "mean"}
+    assert data["samples_read"] == data["samples_scored"] == len(items) and data["skip_reason"] is None
+    assert table[3].startswith(f"PCKh@0.5 scored {len(items)} of {len(items)} samples read; input 64x64")
     # an explicit size wins over the recorded one; a size the model cannot take is refused
     assert evaluate_checkpoint(weights, f"mpii:{annotations}:{MPII}", input_size=(128, 128), device="cpu",
                                progress=False).input_size == (128, 128)  # fmt: skip

@@ -78,6 +78,13 @@ def test_real_reports_compare_and_plot(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["eval-compare", str(plain), str(flipped), "--plot", str(png)]) == 0
     out = capsys.readouterr().out.splitlines()
     means = [json.loads(p.read_text())["groups"]["mean"] for p in (plain, flipped)]
+    # what was scored: samples read, scored (the rest lack a torso) and joints per group, from the joint counts
+    report = json.loads(plain.read_text())
+    assert report["samples"] == report["samples_read"] == 24
+    assert report["samples_scored"] + report["samples_not_scored"] == 24 and report["samples_scored"] > 0
+    assert report["group_counts"]["hip"] == report["counts"]["r_hip"] + report["counts"]["l_hip"]
+    assert report["counts"]["r_hip"] == report["samples_scored"]  # a scored sample has its right hip labelled
+    assert any(f"24 samples ({report['samples_scored']} scored)" in line for line in out)
     assert out[1].startswith("plain") and float(out[1].split()[-2]) == pytest.approx(means[0], abs=0.051)
     assert out[3].startswith("  - plain") and float(out[3].split()[-2]) == pytest.approx(means[1] - means[0], abs=0.11)
     import cv2

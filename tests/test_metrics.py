@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
-from stagepose.metrics import head_size_from_boxes, pck_torso, pckh, table2_header, table2_row
+from stagepose.metrics import (
+    NO_HEAD_SIZE,
+    NO_TORSO,
+    head_size_from_boxes,
+    pck_torso,
+    pckh,
+    table2_counts_row,
+    table2_header,
+    table2_row,
+)
 from stagepose.skeleton import Joint
 
 
@@ -64,6 +74,7 @@ def test_samples_without_torso_are_skipped_and_nan_pred_is_wrong() -> None:
     pred[0, Joint.r_ankle] = np.nan
     result = pck_torso(pred, gt, visible)
     assert result.samples_used == 1 and result.samples_skipped == 1
+    assert result.skip_reason == NO_TORSO and result.to_json()["skip_reason"] == NO_TORSO
     assert result.per_joint[Joint.r_ankle] == 0.0
     never = pck_torso(pred, gt, np.zeros((2, 16)))
     assert math.isnan(never.groups["mean"]) and math.isnan(never.per_joint[0])
@@ -75,3 +86,31 @@ def test_table2_row_layout() -> None:
     header, row = table2_header(), table2_row("lshm-2", result, 2.17, 6.31)
     assert header.split()[-8:] == ["head", "shoulder", "elbow", "wrist", "hip", "knee", "ankle", "mean"]
     assert row.split()[:3] == ["lshm-2", "2.17", "6.31"] and row.split()[-1] == "100.0"
+
+
+def test_group_counts_are_the_joints_scored_in_scored_samples_only() -> None:
+    gt = np.zeros((3, 16, 2))
+    gt[:, Joint.r_hip] = (30, 40)
+    visible = np.ones((3, 16))
+    visible[1, Joint.r_hip] = 0  # no torso: none of its 15 labelled joints is scored
+    visible[2, [Joint.l_wrist, Joint.head_top]] = 0
+    result = pck_torso(gt.copy(), gt, visible)
+    counts = result.group_counts
+    assert counts["wrist"] == 3 and counts["head"] == 3 and counts["shoulder"] == 4 and counts["hip"] == 4
+    assert counts["mean"] == 2 * 14 - 2 and counts["limbs"] == 2 * 12 - 1
+    assert result.to_json()["group_counts"] == counts
+    everyone = pckh(gt.copy(), gt, np.ones((3, 16)), np.full(3, 10.0))
+    assert everyone.samples_skipped == 0 and everyone.to_json()["skip_reason"] is None
+    assert pckh(gt, gt, np.ones((3, 16)), np.array([10.0, np.nan, 10.0])).skip_reason == NO_HEAD_SIZE
+
+
+def test_counts_row_lines_up_under_the_table2_columns() -> None:
+    gt = _gt()
+    result = pckh(gt, gt, np.ones((1, 16)), np.array([10.0]))
+    header, row = table2_header(), table2_counts_row(result)
+    assert row.startswith("joints scored") and len(row) == len(header)
+    counts = ["2"] * 7 + ["14"]
+    assert row.split()[-8:] == counts
+    ends = [m.end() for m in re.finditer(r"\S+", header)][-8:]
+    for end, count in zip(ends, counts):  # right-aligned under each heading
+        assert row[end - len(count) - 1 : end] == f" {count}"

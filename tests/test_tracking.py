@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from stagepose.data.entries import PersonEntry, joint_box
+from stagepose.data.sample import base_crop
 from stagepose.show.tracking import PerformerTracker, TrackingConfig
+from stagepose.transforms import CROP_MARGIN
 
 FRAME = (1920, 1080)
 
@@ -29,7 +34,7 @@ def test_starts_from_zone_then_follows_the_pose() -> None:
     assert box.origin == "track"
     assert abs(box.center[0] - (joints[:, 0].min() + joints[:, 0].max()) / 2) < 1
     assert box.size[0] == pytest.approx(box.size[1])  # model aspect kept
-    assert box.size[1] == pytest.approx((joints[:, 1].max() - joints[:, 1].min()) * 1.5)
+    assert box.size[1] == pytest.approx((joints[:, 1].max() - joints[:, 1].min()) * CROP_MARGIN)
 
 
 def test_lost_after_misses_goes_back_to_zone() -> None:
@@ -69,3 +74,53 @@ def test_box_never_outgrows_the_frame() -> None:
         spread = np.array(box.center) + rng.uniform(-1, 1, (16, 2)) * np.array(box.size)
         tracker.update(spread, np.full(16, 0.5), FRAME)
     assert tracker.crop(FRAME).size[0] <= 1920 + 1e-6
+
+
+def _training_crop(joints: np.ndarray, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and (w, h) of the crop the data loaders cut around these labelled joints (validation crop)."""
+    box = joint_box(joints, np.ones(16), CROP_MARGIN)
+    assert box is not None
+    entry = PersonEntry(image=Path("x.jpg"), image_size=FRAME, center=box[0], box=box[1], joints=joints,
+                        visible=np.ones(16), head_size=float("nan"), source_id="test")  # fmt: skip
+    params = base_crop(entry, input_size)
+    return np.array(params.center), np.array(params.box)
+
+
+@pytest.mark.parametrize(
+    ("input_size", "pose"),
+    [((128, 128), "standing"), ((192, 256), "standing"), ((192, 256), "arms_out"), ((256, 192), "lying")],
+)
+def test_crop_from_a_pose_is_the_training_crop_of_those_joints(input_size: tuple[int, int], pose: str) -> None:
+    """The live input must look like the training input: same box, margin and aspect, within a pixel."""
+    joints, conf = _pose((900, 560), 600)
+    if pose == "arms_out":  # wider than tall before the aspect is applied
+        joints[:, 0] = 900 + (joints[:, 0] - 900) * 4.0
+    elif pose == "lying":  # much wider than tall: the thin side is widened to a third of the long one
+        joints = np.stack([900 + (joints[:, 1] - 560) * 1.5, 560 + (joints[:, 0] - 900) * 0.2], axis=1)
+    zone = np.array([[100, 50], [1800, 50], [1800, 1050], [100, 1050]], dtype=float)
+    tracker = PerformerTracker(TrackingConfig(), input_aspect=input_size[0] / input_size[1], zone=zone)
+    assert tracker.config.box_margin == CROP_MARGIN  # the default is the training margin
+    first = tracker.crop(FRAME)
+    assert first.origin == "zone"
+    assert tracker.update(joints, conf, FRAME)
+    center, size = _training_crop(joints, input_size)
+    for _ in range(3):  # the first pose replaces the zone box; the same pose keeps the box (smoothing on)
+        box = tracker.crop(FRAME)
+        assert box.origin == "track"
+        assert np.abs(np.array(box.center) - center).max() <= 1.0
+        assert np.abs(np.array(box.size) - size).max() <= 1.0
+        tracker.update(joints, conf, FRAME)
+
+
+def test_crop_converges_to_the_training_crop_when_the_pose_moves() -> None:
+    """With box smoothing the crop lags a moving pose, then settles on the training crop of where it stopped."""
+    tracker = PerformerTracker(TrackingConfig(box_smoothing=0.3), input_aspect=0.75)
+    joints, conf = _pose((700, 540), 500)
+    tracker.update(joints, conf, FRAME)
+    moved = joints * 1.2 + np.array([150.0, -100.0])  # a step closer to the camera and to the side
+    for _ in range(12):
+        tracker.update(moved, conf, FRAME)
+    center, size = _training_crop(moved, (192, 256))
+    box = tracker.crop(FRAME)
+    assert np.abs(np.array(box.center) - center).max() <= 1.0
+    assert np.abs(np.array(box.size) - size).max() <= 1.0

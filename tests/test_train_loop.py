@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from stagepose.cli import main
+from stagepose.data.label import label_entries, spec_entries
+from stagepose.data.teacher_labels import TeacherInfo
 from stagepose.errors import ConfigError, ModelError
 from stagepose.models import build_model
 from stagepose.models.checkpoint import load_model, load_state, save_weights
@@ -25,14 +27,7 @@ LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lspet"
 needs_lspet = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason="../shared/data/lspet is absent")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine two-thread torch processes stall each other (a run
-    measured 25x slower beside another training job), one thread each does not."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_config(tmp_path: Path, name: str = "exp", *, train: str | list[str] = f"lspet:{LSPET}@0:12",
@@ -215,6 +210,12 @@ def _coco_from_lspet(folder: Path, count: int) -> Path:
     return path
 
 
+def _centre_teacher(image_rgb: np.ndarray) -> np.ndarray:
+    """A stand-in teacher: every joint at the image centre, confidence 0.8."""
+    h, w = image_rgb.shape[:2]
+    return np.tile([w / 2.0, h / 2.0, 0.8], (16, 1))
+
+
 @needs_lspet
 def test_venue_finetune_recipe_runs_as_documented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """training/lshm2_venue-finetune.yaml with its paths overridden, as training/README.md shows."""
@@ -228,12 +229,19 @@ def test_venue_finetune_recipe_runs_as_documented(tmp_path: Path, capsys: pytest
     shipped = save_weights(tmp_path / "lshm2_lspet_128.safetensors", build_model("lshm-2"), "lshm-2")
     teacher = save_weights(tmp_path / "teacher.safetensors", build_model("teacher-hg2"), "teacher-hg2")
     labelled = f"coco:{labels}:{venue / 'frames'}?val=2"
+    specs = [labelled, f"frames:{venue / 'unlabelled'}"]
+    # the recipe's teacher is a label file (`stagepose data label`); a stand-in model writes it here
+    teacher_labels = venue / "teacher_labels.json"
+    label_entries(spec_entries(specs), _centre_teacher, TeacherInfo(name="centre", software="test", mode="image"),
+                  teacher_labels, progress=False)  # fmt: skip
     repo = Path(__file__).resolve().parents[1]
     code = main(["train", "--config", str(repo / "training" / "lshm2_venue-finetune.yaml"), "--no-progress",
-                 f'data.train=["{labelled}", "frames:{venue / "unlabelled"}"]', f"data.val={labelled}",
-                 f"model.init={shipped}", f"teacher.weights={teacher}", f"train.out_dir={tmp_path / 'run'}",
+                 f'data.train=["{specs[0]}", "{specs[1]}"]', f"data.val={labelled}",
+                 f"model.init={shipped}", f"teacher.labels={teacher_labels}", f"train.out_dir={tmp_path / 'run'}",
                  "train.max_steps=2", "data.workers=0", "data.batch_size=4", "data.input_size=64"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
+    kd = [row["kd_loss"] for row in read_log(tmp_path / "run" / "log.csv") if row["loss"] is not None]
+    assert kd and all(v is not None and v > 0 for v in kd)  # the label teacher taught every step
     payload = load_checkpoint(tmp_path / "run" / "last.pt")
     assert payload["config"]["model"]["init"] == str(shipped)
     # fine-tuning started from the shipped weights: after 2 small steps they are close, not re-initialised

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -14,14 +12,7 @@ from stagepose.train.losses import heatmap_loss, per_sample_loss
 K, H, W = 16, 8, 8
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine two-thread torch processes stall each other (a run
-    measured 25x slower beside another training job), one thread each does not."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_eq8_weights_at_start_middle_and_end() -> None:

@@ -7,7 +7,6 @@ optimiser) at lr 1e-3, no augmentation, 60 steps: about 30 s on one CPU core.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,7 @@ IMAGES = f"lspet:{LSPET}@0:8"
 STEPS = 60
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine two-thread torch processes stall each other (a run
-    measured 25x slower beside another training job), one thread each does not."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @needs_lspet

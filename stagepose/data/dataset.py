@@ -8,6 +8,9 @@ the workers keep the epoch they were started with: then leave persistence off, o
 An image that fails to decode here (it passed the header check at construction, so it is damaged
 further in) is logged once, counted, and replaced by the next entry's sample, so an epoch never stops on
 one bad file; more than ``MAX_SUBSTITUTES`` failures in a row raise a DataError (the disk is gone).
+
+Given teacher labels (``stagepose.data.teacher_labels``), every sample also carries the teacher's heatmaps
+and weights, zero for entries the file does not label, so that batches always have the same keys.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from stagepose.codec import HeatmapCodec
 from stagepose.data.augment import AugmentConfig
 from stagepose.data.entries import DataSummary, PersonEntry
 from stagepose.data.sample import make_sample
+from stagepose.data.teacher_labels import TeacherLabels, no_opinion
 from stagepose.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +47,8 @@ class PoseDataset(Dataset[dict[str, Any]]):
         summary: what the loader read and skipped (``summary()`` returns it).
         metric: "pckh" where head sizes are known (MPII), else "pck" (PCK@0.2 of the torso).
         name: the spec, for messages.
+        teacher_labels: offline teacher keypoints, looked up by each entry's ``source_id``; None: samples
+            carry no teacher keys.
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class PoseDataset(Dataset[dict[str, Any]]):
         summary: DataSummary | None = None,
         metric: Metric = "pck",
         name: str = "",
+        teacher_labels: TeacherLabels | None = None,
     ) -> None:
         if not entries:
             raise DataError(f"{name or 'data set'}: no samples")
@@ -67,6 +74,11 @@ class PoseDataset(Dataset[dict[str, Any]]):
         self.name = name
         self._summary = summary or DataSummary(source=name, entries=len(entries), samples=len(entries))
         self._bad_images: set[str] = set()
+        self._teacher: list[np.ndarray | None] | None = None
+        if teacher_labels is not None:
+            self._teacher = [teacher_labels.keypoints(e.source_id) for e in self.entries]
+            self._summary.notes.append(f"teacher labels for {self.teacher_count} of {len(self.entries)} entries "
+                                       f"from {teacher_labels.source or 'memory'}")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -81,6 +93,11 @@ class PoseDataset(Dataset[dict[str, Any]]):
         """Whether the samples carry labels (False for unlabelled venue frames)."""
         return self.entries[0].labelled
 
+    @property
+    def teacher_count(self) -> int:
+        """Entries with teacher labels (0 without a label file)."""
+        return 0 if self._teacher is None else sum(t is not None for t in self._teacher)
+
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation draws of ``epoch`` (see the module docstring)."""
         self.epoch = int(epoch)
@@ -93,12 +110,17 @@ class PoseDataset(Dataset[dict[str, Any]]):
         if not 0 <= index < len(self.entries):
             raise IndexError(f"index {index} out of range for {len(self.entries)} samples")
         for attempt in range(MAX_SUBSTITUTES):
-            entry = self.entries[(index + attempt) % len(self.entries)]
+            position = (index + attempt) % len(self.entries)
+            entry = self.entries[position]
             image = self._read(entry)
             if image is None:
                 continue
             rng = np.random.default_rng((self.seed, self.epoch, index, attempt)) if self.augment else None
-            return make_sample(image, entry, self.codec, self.augment, rng)
+            teacher = None
+            if self._teacher is not None:
+                found = self._teacher[position]
+                teacher = no_opinion() if found is None else found
+            return make_sample(image, entry, self.codec, self.augment, rng, teacher)
         raise DataError(
             f"{self.name}: {MAX_SUBSTITUTES} images in a row failed to decode from sample {index} on "
             f"(last: {entry.image}); check that the data folder is still readable"

@@ -19,6 +19,7 @@ import numpy as np
 
 from stagepose.errors import DataError
 from stagepose.skeleton import NUM_JOINTS
+from stagepose.transforms import person_box
 
 logger = logging.getLogger(__name__)
 
@@ -205,20 +206,16 @@ Box = tuple[tuple[float, float], tuple[float, float]]
 def joint_box(joints: np.ndarray, visible: np.ndarray, margin: float) -> Box | None:
     """Centre and (w, h) of the labelled joints' bounding box grown by ``margin``, or None if degenerate.
 
-    A box needs two labelled joints at least 4 px apart; a side shorter than a third of the other is
-    widened to that, so a straight-arm pose still gets a body-shaped box.
+    A box needs two labelled joints at least 4 px apart; the box itself is ``transforms.person_box``,
+    which the live tracker also crops with.
     """
     labelled = (visible > 0) & np.isfinite(joints).all(axis=1)
     if labelled.sum() < 2:
         return None
     pts = joints[labelled]
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    w, h = float(hi[0] - lo[0]), float(hi[1] - lo[1])
-    if max(w, h) < 4.0:
+    if float(np.ptp(pts, axis=0).max()) < 4.0:
         return None
-    w, h = max(w, h / 3.0), max(h, w / 3.0)
-    center = (float(lo[0] + hi[0]) / 2.0, float(lo[1] + hi[1]) / 2.0)
-    return center, (w * margin, h * margin)
+    return person_box(pts, margin)
 
 
 def check_joint_arrays(joints: np.ndarray, visible: np.ndarray, where: str) -> None:

@@ -22,6 +22,7 @@ from stagepose.data.augment import AugmentConfig
 from stagepose.data.dataset import PoseDataset
 from stagepose.data.entries import PersonEntry
 from stagepose.data.spec import SPEC_HELP, DatasetSpec, Split, parse_spec
+from stagepose.data.teacher_labels import TeacherLabels
 from stagepose.errors import ConfigError, DataError
 
 HEATMAP_STRIDE = 4
@@ -35,6 +36,7 @@ def build_dataset(
     augment: AugmentConfig | None = None,
     codec: HeatmapCodec | None = None,
     seed: int = 0,
+    teacher_labels: TeacherLabels | None = None,
 ) -> PoseDataset:
     """A data set for ``spec``.
 
@@ -46,6 +48,7 @@ def build_dataset(
         codec: target encoder; default ``HeatmapCodec(input_size, input_size / 4)``. Its
             ``input_size`` must equal ``input_size``.
         seed: base seed of the per-sample generators.
+        teacher_labels: offline teacher keypoints to render into every sample (``teacher_heatmaps``).
 
     Raises:
         DataError: bad spec (the message lists the allowed forms), missing or malformed files, or no
@@ -102,4 +105,4 @@ def build_dataset(
         raise DataError(f"data spec {parsed.text!r}: unknown kind; {SPEC_HELP}")
     summary.log()
     return PoseDataset(entries, codec=codec, augment=augment, seed=seed, summary=summary,
-                       metric=metric, name=source)  # type: ignore[arg-type]  # fmt: skip
+                       metric=metric, name=source, teacher_labels=teacher_labels)  # type: ignore[arg-type]  # fmt: skip

@@ -10,13 +10,21 @@ The sample (a dict that torch's default collate batches) has:
 - ``image_to_input``: float32 (2, 3) affine that cut the crop (image pixels -> input pixels);
 - ``head_size``: float32 scalar, MPII head size in image pixels, NaN where none;
 - ``labelled``: bool, False for unlabelled venue frames (all targets and weights zero);
-- ``source_id``: str.
+- ``source_id``: str;
+
+and, only from a data set given teacher labels (``stagepose.data.teacher_labels``, every sample of it):
+
+- ``teacher_heatmaps``: float32 (16, H/4, W/4), the teacher's keypoints encoded like the targets (same
+  codec, so the same Gaussian sigma, peak 1);
+- ``teacher_weight``: float32 (16,), the teacher's confidence 0..1, 0 where it has no opinion (or no
+  label at all) or the joint falls outside the heatmap.
 
 Invariant (tested): for every labelled joint k inside the crop,
 ``codec.heatmap_to_image(codec.decode(heatmaps)[0], image_to_input)[k] ~= joints[k]``. A flipped sample
 keeps it: the flip is part of ``image_to_input`` and joint k of a mirrored crop is the person's mirrored
 joint, so ``joints``, ``visible`` and the heatmap channels are all permuted by
-``skeleton.flip_permutation()`` together.
+``skeleton.flip_permutation()`` together. The teacher's keypoints go through the same affine and the
+same permutation, so the invariant holds for ``teacher_heatmaps`` too (tested).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ def make_sample(
     codec: HeatmapCodec,
     augment: AugmentConfig | None = None,
     rng: np.random.Generator | None = None,
+    teacher: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Cut, augment and encode one sample.
 
@@ -67,6 +76,8 @@ def make_sample(
         codec: target encoder; its ``input_size`` is the crop size.
         augment: random changes (training), or None for the plain crop (validation).
         rng: generator for ``augment`` (required with it).
+        teacher: (16, 3) teacher keypoints [x, y, confidence] in image pixels (NaN / 0 where it has no
+            opinion) to render as ``teacher_heatmaps``; None: no teacher keys in the sample.
 
     Returns:
         The sample dict described in the module docstring.
@@ -92,6 +103,7 @@ def make_sample(
         w, h = codec.heatmap_size
         heatmaps, weights = np.zeros((NUM_JOINTS, h, w), np.float32), np.zeros(NUM_JOINTS, np.float32)
     labelled_joints = np.where((visible > 0)[:, None], np.nan_to_num(joints), 0.0)
+    extra = {} if teacher is None else _teacher_targets(teacher, affine, params.flip, codec)
     return {
         "image": torch.from_numpy(to_model_input(crop[None])[0]),
         "heatmaps": torch.from_numpy(heatmaps),
@@ -102,4 +114,23 @@ def make_sample(
         "head_size": torch.tensor(entry.head_size, dtype=torch.float32),
         "labelled": bool(entry.labelled),
         "source_id": entry.source_id,
+        **extra,
     }
+
+
+def _teacher_targets(teacher: np.ndarray, affine: np.ndarray, flip: bool, codec: HeatmapCodec) -> dict[str, Any]:
+    """Teacher heatmaps and per-joint weights in the crop cut by ``affine`` (mirror included).
+
+    The confidence weighs the joint in eq. 7 rather than scaling its Gaussian: MediaPipe's confidence
+    says how likely the joint is visible, not how well it is placed, and a lowered peak would teach the
+    student to hide occluded joints, which it must place (see ``stagepose.data.augment``).
+    """
+    teacher = np.asarray(teacher, dtype=np.float64)
+    if teacher.shape != (NUM_JOINTS, 3):
+        raise ValueError(f"teacher keypoints must be (16, 3) [x, y, confidence], got shape {teacher.shape}")
+    if flip:
+        teacher = teacher[_FLIP_PERM]
+    confidence = np.where(np.isfinite(teacher[:, :2]).all(axis=1), np.nan_to_num(teacher[:, 2]), 0.0)
+    heatmaps, weights = codec.encode(apply_affine(teacher[:, :2], affine), np.clip(confidence, 0.0, 1.0))
+    return {"teacher_heatmaps": torch.from_numpy(heatmaps),
+            "teacher_weight": torch.from_numpy(weights.astype(np.float32))}  # fmt: skip

@@ -4,18 +4,26 @@ Shipped weights are safetensors with the preset name in the metadata. Training c
 of tensors and plain data saved with ``torch.save`` and read with ``torch.load(weights_only=True)``; they
 hold the student state dict under ``"model"`` and the preset name under ``"preset"``. Loads are strict
 (trap T7): a missing or unexpected key is an error naming the keys.
+
+Both kinds also record how the heatmaps must be read: ``input_size`` ("WxH") and ``heatmap_sigma`` (the
+Gaussian sigma of the training targets, which DARK decoding depends on). Files written before the sigma
+was recorded were all trained with ``codec.DEFAULT_SIGMA``.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from stagepose.codec import DEFAULT_SIGMA
 from stagepose.errors import ModelError
 from stagepose.models.registry import ModelPreset, build_model, get_preset
+
+SIGMA_KEY = "heatmap_sigma"
 
 
 def save_weights(path: str | Path, model: nn.Module, preset: str, metadata: dict[str, str] | None = None) -> Path:
@@ -61,7 +69,31 @@ def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     if not isinstance(payload, dict) or "model" not in payload:
         raise ModelError(f"{path}: not a stagepose training checkpoint (no 'model' entry)")
     metadata = {k: v for k, v in payload.items() if k != "model" and isinstance(v, (str, int, float))}
+    if SIGMA_KEY not in metadata:  # written before the sigma was recorded: the resolved config has it
+        config = payload.get("config")
+        data = config.get("data") if isinstance(config, dict) else None
+        if isinstance(data, dict) and SIGMA_KEY in data:
+            metadata[SIGMA_KEY] = data[SIGMA_KEY]
     return payload["model"], metadata
+
+
+def recorded_sigma(metadata: dict[str, Any], path: str | Path) -> float:
+    """The heatmap sigma a checkpoint records (``codec.DEFAULT_SIGMA`` when it records none).
+
+    Raises:
+        ModelError: the recorded value is not a finite number > 0 (names the file and the field).
+    """
+    value = metadata.get(SIGMA_KEY)
+    if value is None:
+        return DEFAULT_SIGMA
+    try:
+        sigma = float(value)
+    except (TypeError, ValueError):
+        sigma = math.nan
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ModelError(f"{path}: metadata field '{SIGMA_KEY}' must be a number > 0, got {value!r}; "
+                         "re-save the weights from the training run that made them")  # fmt: skip
+    return sigma
 
 
 def resolve_preset(metadata: dict[str, Any], preset: str | None, path: str | Path) -> ModelPreset:
@@ -77,6 +109,14 @@ def resolve_preset(metadata: dict[str, Any], preset: str | None, path: str | Pat
 
 def load_model(path: str | Path, preset: str | None = None) -> tuple[nn.Module, ModelPreset]:
     """Build the recorded preset and load the weights strictly; returns the model in eval mode."""
+    model, spec, _ = load_model_and_metadata(path, preset)
+    return model, spec
+
+
+def load_model_and_metadata(
+    path: str | Path, preset: str | None = None
+) -> tuple[nn.Module, ModelPreset, dict[str, Any]]:
+    """`load_model`, plus the file's metadata (input size, heatmap sigma) from the same read."""
     state, metadata = load_state(path)
     spec = resolve_preset(metadata, preset, path)
     model = build_model(spec)
@@ -87,4 +127,4 @@ def load_model(path: str | Path, preset: str | None = None) -> tuple[nn.Module, 
             f"missing {result.missing_keys[:5]}{'...' if len(result.missing_keys) > 5 else ''}, "
             f"unexpected {result.unexpected_keys[:5]}{'...' if len(result.unexpected_keys) > 5 else ''}"
         )
-    return model.eval(), spec
+    return model.eval(), spec, metadata

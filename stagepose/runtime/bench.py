@@ -211,7 +211,8 @@ class FramePath:
             box = box_with_aspect(300.0 * CROP_MARGIN, 700.0 * CROP_MARGIN, in_w / in_h)
             self.affines.append(crop_affine(center, box, self.output_size))
         self.affine_stack = np.stack(self.affines)
-        self.codec = HeatmapCodec(input_size=(in_w, in_h), heatmap_size=(in_w // 4, in_h // 4))
+        self.codec = HeatmapCodec(input_size=(in_w, in_h), heatmap_size=(in_w // 4, in_h // 4),
+                                  sigma=backend.heatmap_sigma)  # fmt: skip
         self.backend = backend
 
     def preprocess(self) -> np.ndarray:

@@ -64,7 +64,8 @@ def _run_export(args: argparse.Namespace) -> int:
         opset=args.opset or DEFAULT_OPSET, tolerance=args.tolerance or PARITY_TOLERANCE,
     )  # fmt: skip
     print(f"wrote {result.onnx_path} and {result.sidecar_path} "
-          f"(preset {result.sidecar.preset}, {input_size[1]}x{input_size[0]}, opset {result.sidecar.opset}, "
+          f"(preset {result.sidecar.preset}, {input_size[1]}x{input_size[0]}, heatmap sigma "
+          f"{result.sidecar.heatmap_sigma:g}, opset {result.sidecar.opset}, "
           f"max |onnxruntime - torch| = {result.max_abs_diff:.2g})")  # fmt: skip
     return 0
 

@@ -64,7 +64,7 @@ def export_onnx(
 
     Args:
         checkpoint: ``.safetensors`` weights or a training checkpoint ``.pt`` (see
-            ``stagepose.models.checkpoint``).
+            ``stagepose.models.checkpoint``); the heatmap sigma it records goes into the sidecar.
         out: destination ``.onnx`` path (its folder is created).
         preset: model preset; must match the one the checkpoint records (needed only when it records
             none).
@@ -81,13 +81,14 @@ def export_onnx(
             parity difference above ``tolerance``. Nothing is left at ``out`` in that case (a previous
             file there is kept untouched).
     """
-    from stagepose.models.checkpoint import load_model
+    from stagepose.models.checkpoint import load_model_and_metadata, recorded_sigma
 
     out = Path(out)
     if out.suffix != ".onnx":
         raise ModelError(f"{out}: the export destination must end in .onnx (its sidecar is {out.stem}.json)")
     checkpoint = Path(checkpoint)
-    model, spec = load_model(checkpoint, preset)
+    model, spec, metadata = load_model_and_metadata(checkpoint, preset)
+    sigma = recorded_sigma(metadata, checkpoint)  # travels in the sidecar to every decoder
     height, width = (int(v) for v in input_size)
     multiple = spec.min_input_multiple
     if height <= 0 or width <= 0 or height % multiple or width % multiple:
@@ -124,14 +125,15 @@ def export_onnx(
         onnx_sha256=sha256_file(out),
         checkpoint_sha256=sha256_file(checkpoint),
         checkpoint=checkpoint.name,
+        heatmap_sigma=sigma,
         exporter=f"torch.onnx dynamo (torch {torch.__version__})",
         parity_max_abs_diff=float(max_diff),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         stagepose_version=__version__,
     )
     side = sidecar.write(sidecar_path(out))
-    log.info("exported %s (%s, %dx%d, opset %d, parity %.2g) with sidecar %s",
-             out, spec.name, height, width, opset, max_diff, side)  # fmt: skip
+    log.info("exported %s (%s, %dx%d, heatmap sigma %g, opset %d, parity %.2g) with sidecar %s",
+             out, spec.name, height, width, sigma, opset, max_diff, side)  # fmt: skip
     return ExportResult(out, side, sidecar, float(max_diff))
 
 

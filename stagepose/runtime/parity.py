@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from stagepose.codec import HeatmapCodec
+from stagepose.codec import DEFAULT_SIGMA, HeatmapCodec
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,28 @@ def clear_peak_mask(reference: np.ndarray, max_diff: np.ndarray, window: int = 3
 
 
 def compare_heatmaps(
-    reference: np.ndarray, test: np.ndarray, codec: HeatmapCodec | None = None, tol_px: float = 0.5
+    reference: np.ndarray,
+    test: np.ndarray,
+    codec: HeatmapCodec | None = None,
+    tol_px: float = 0.5,
+    *,
+    sigma: float = DEFAULT_SIGMA,
 ) -> HeatmapParity:
-    """Compare heatmaps (N, K, h, w) of a test model against a reference model on the same inputs."""
+    """Compare heatmaps (N, K, h, w) of a test model against a reference model on the same inputs.
+
+    Args:
+        reference, test: (N, K, h, w) heatmaps of the same inputs.
+        codec: decoder for both; default: one for these heatmaps with ``sigma``.
+        tol_px: heatmap pixels within which a decoded joint counts as the same.
+        sigma: the model's heatmap sigma (``Backend.heatmap_sigma``, from its sidecar or weights), used
+            when no ``codec`` is given: DARK decoding depends on it.
+    """
     reference = np.asarray(reference, dtype=np.float32)
     test = np.asarray(test, dtype=np.float32)
     if reference.shape != test.shape or reference.ndim != 4:
         raise ValueError(f"heatmaps must both be (N, K, h, w), got {reference.shape} and {test.shape}")
     n, k, h, w = reference.shape
-    codec = codec or HeatmapCodec(input_size=(4 * w, 4 * h), heatmap_size=(w, h))
+    codec = codec or HeatmapCodec(input_size=(4 * w, 4 * h), heatmap_size=(w, h), sigma=sigma)
     diff = np.abs(reference - test)
     ref_xy, _ = codec.decode(reference)
     test_xy, _ = codec.decode(test)

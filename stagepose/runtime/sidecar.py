@@ -1,7 +1,9 @@
 """The JSON sidecar that travels with every exported model (``engines/NAME.onnx`` -> ``engines/NAME.json``).
 
 A backend reads the sidecar, never a hard-coded constant, to learn how to feed and read the model: input
-size, colour order, normalisation, joint order and heatmap size (trap T8, export drift). The sidecar also
+size, colour order, normalisation, joint order, heatmap size and the heatmap sigma the decoder needs (trap
+T8, export drift). Sidecars written before the sigma was recorded lack it and mean ``codec.DEFAULT_SIGMA``
+(every model before then was trained with it). The sidecar also
 pins the exact files: the sha256 of the checkpoint the ONNX came from and of the ONNX itself, so an ONNX
 replaced after export (or a sidecar copied next to the wrong model) is refused at start-up instead of
 producing plausible but wrong poses mid-show.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import uuid
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from stagepose.codec import DEFAULT_SIGMA
 from stagepose.config import Source, from_dict, load_yaml, to_dict
 from stagepose.errors import ConfigError, ModelError
 from stagepose.hashing import sha256_file
@@ -71,6 +75,8 @@ class Sidecar:
         onnx_sha256: sha256 of the ONNX file this sidecar describes.
         checkpoint_sha256: sha256 of the checkpoint the ONNX was exported from.
         checkpoint: file name of that checkpoint (for the torch backend and for people).
+        heatmap_sigma: Gaussian sigma of the training targets in heatmap pixels; decoders use it (DARK
+            refinement assumes that width). Absent in older sidecars: ``codec.DEFAULT_SIGMA``.
         input_name: name of the ONNX input, (N, 3, H, W) float32.
         output_name: name of the ONNX output, (N, len(joints), *heatmap_size) float32 (last stack only).
         exporter: which exporter produced the ONNX (and its torch version).
@@ -91,6 +97,7 @@ class Sidecar:
     onnx_sha256: str
     checkpoint_sha256: str
     checkpoint: str = ""
+    heatmap_sigma: float = DEFAULT_SIGMA
     input_name: str = "input"
     output_name: str = "heatmaps"
     exporter: str = ""
@@ -106,6 +113,8 @@ class Sidecar:
             raise ValueError(
                 f"input_size {list(self.input_size)} and heatmap_size {list(self.heatmap_size)} must be > 0"
             )
+        if not (math.isfinite(self.heatmap_sigma) and self.heatmap_sigma > 0):
+            raise ValueError(f"field 'heatmap_sigma' must be a number > 0 (heatmap pixels), got {self.heatmap_sigma}")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be > 0 per channel, got {list(self.std)}")
         if tuple(self.joints) != JOINT_NAMES:

@@ -96,7 +96,8 @@ class PosePipeline:
         sidecar = backend.sidecar
         self.mean = tuple(sidecar.mean) if sidecar else INPUT_MEAN
         self.std = tuple(sidecar.std) if sidecar else INPUT_STD
-        self.codec = HeatmapCodec(input_size=(width, height), heatmap_size=(width // 4, height // 4))
+        # decode with the sigma the model was trained with (from its sidecar or weights)
+        self.codec = HeatmapCodec((width, height), (width // 4, height // 4), sigma=backend.heatmap_sigma)
         self.times = StageTimes()
         self.cameras: dict[str, CameraState] = {}
         for camera in cameras if cameras is not None else show.active_cameras:

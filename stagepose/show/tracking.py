@@ -2,9 +2,19 @@
 
 The model is single-person, so each camera follows one performer. With no pose yet (or after losing
 the performer) the crop is the stage zone's bounding box (the whole frame without a zone). Once the
-model finds a confident pose, the next crop is that pose's box, expanded and kept at the model's
-aspect ratio, so the performer fills the input. A pose whose confident joints fall mostly outside the
-zone is not the performer (a stagehand in the wings) and counts as a miss.
+model finds a confident pose, the next crop is that pose's box grown by the training margin
+(``transforms.person_box`` with ``CROP_MARGIN``, as the data loaders crop) at the model's aspect ratio,
+so the network sees the performer at the scale it was trained on. A pose whose confident joints fall
+mostly outside the zone is not the performer (a stagehand in the wings) and counts as a miss.
+
+The zone crop is necessarily looser than a training crop: the performer may stand anywhere in the zone,
+so they fill less of the input and the first pose is coarser. It only has to find the performer once:
+the first pose replaces the zone box outright (no smoothing from a zone box), so from the next frame on
+the crop is the training crop of the last pose. What remains (pose error, box smoothing lag) changes
+the scale and centre by a few percent, inside the +-25 % scale and +-5 % shift that training augmentation
+draws (``data.augment.AugmentConfig``). The ``min_box_fraction`` floor is the one deliberate exception:
+where it binds (the model is sure of only part of the body) the crop stays looser than a training crop
+rather than shrinking onto that part.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from stagepose.transforms import box_with_aspect
+from stagepose.transforms import CROP_MARGIN, box_with_aspect, person_box
 
 
 @dataclass(frozen=True)
@@ -25,15 +35,18 @@ class TrackingConfig:
     Attributes:
         min_confidence: a joint with at least this heatmap peak counts as seen.
         min_joints: the performer is tracked while at least this many joints are seen.
-        box_margin: crop side = the seen joints' box side x this margin.
-        min_box_fraction: the crop is never smaller than this fraction of the frame height.
+        box_margin: crop side = the seen joints' box side x this margin. The default is the margin the
+            model was trained and evaluated with (``transforms.CROP_MARGIN``); another value shows the
+            network people at a scale it did not learn.
+        min_box_fraction: the crop is never smaller than this fraction of the frame height (a floor
+            against a partial pose, e.g. only the upper body found, shrinking the crop frame by frame).
         lost_after_frames: consecutive misses before the crop goes back to the zone.
         box_smoothing: 0 = jump to the new box, towards 1 = move the box slowly (less crop jitter).
     """
 
     min_confidence: float = 0.3
     min_joints: int = 6
-    box_margin: float = 1.5
+    box_margin: float = CROP_MARGIN
     min_box_fraction: float = 0.2
     lost_after_frames: int = 3
     box_smoothing: float = 0.3
@@ -116,6 +129,7 @@ class PerformerTracker:
         return bool(np.mean(inside) >= 0.5)
 
     def _zone_box(self, frame_size: tuple[int, int]) -> CropBox:
+        """The zone's bounding box (looser than a training crop: see the module docstring)."""
         width, height = frame_size
         if self.zone is None:
             x0, y0, x1, y1 = 0.0, 0.0, float(width), float(height)
@@ -129,16 +143,12 @@ class PerformerTracker:
         # Joints predicted off-frame are clipped, and the box never outgrows the whole-frame crop: a
         # confused pose spread over the crop must not make the next crop larger, frame after frame.
         points = np.clip(points, 0.0, np.array(frame_size, dtype=np.float64) - 1.0)
-        x0, y0 = points.min(axis=0)
-        x1, y1 = points.max(axis=0)
+        center, (w, h) = person_box(points, self.config.box_margin)  # the training crop's box
         side_min = self.config.min_box_fraction * frame_size[1]
-        w = max((x1 - x0) * self.config.box_margin, side_min * self.input_aspect)
-        h = max((y1 - y0) * self.config.box_margin, side_min)
-        size = box_with_aspect(w, h, self.input_aspect)
+        size = box_with_aspect(max(w, side_min * self.input_aspect), max(h, side_min), self.input_aspect)
         largest = box_with_aspect(float(frame_size[0]), float(frame_size[1]), self.input_aspect)
         if size[0] > largest[0]:
             size = largest
-        center = ((x0 + x1) / 2, (y0 + y1) / 2)
         previous = self._box
         if previous is not None and previous.origin == "track" and self.config.box_smoothing > 0:
             a = self.config.box_smoothing

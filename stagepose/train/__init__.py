@@ -10,6 +10,8 @@ Public API (imported lazily, so ``import stagepose.train`` stays light for the C
     evaluate_checkpoint(checkpoint, data, ...) -> EvalReport, predict(...), score(...), flip_back(...)
     save_checkpoint / load_checkpoint / save_best_weights          crash-safe, weights-only
     benchmark_training(preset, ...) -> TrainBench                  images/s of a training step
+    TimeBudget(seconds, needs_plan=)                               a run's wall-clock budget and step plan
+    run_gpu_recipe(RecipeSettings(...)) -> RecipeSummary           `stagepose recipe gpu`
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ _EXPORTS = {
     "save_best_weights": "stagepose.train.checkpoints",
     "benchmark_training": "stagepose.train.bench",
     "TrainBench": "stagepose.train.bench",
+    "TimeBudget": "stagepose.train.budget",
+    "run_gpu_recipe": "stagepose.train.recipe",
+    "RecipeSettings": "stagepose.train.recipe",
+    "RecipeSummary": "stagepose.train.recipe_report",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,7 +4,7 @@ A training checkpoint (``last.pt``, ``best.pt``) is a dict of tensors and plain 
 ``torch.save`` and read with ``torch.load(weights_only=True)`` (no pickle of arbitrary objects):
 
 - ``model``: the student's state dict (unwrapped from DistributedDataParallel; the teacher is never saved)
-- ``preset``: its preset name; ``input_size``: [width, height]
+- ``preset``: its preset name; ``input_size``: "WxH"; ``heatmap_sigma``: the target sigma (decoders need it)
 - ``optimizer``, ``scheduler``, ``scaler``: their state dicts (``scaler`` None without AMP)
 - ``step``: optimiser steps done; ``epoch``: the epoch in progress (0-based); ``epoch_step``: batches of
   that epoch already done (0 at an epoch boundary)
@@ -13,7 +13,7 @@ A training checkpoint (``last.pt``, ``best.pt``) is a dict of tensors and plain 
 - ``format``, ``version``: "stagepose-train", 1
 
 ``best.safetensors`` holds the best student's weights only (via ``models.checkpoint.save_weights``), with
-the preset and input size in its metadata: that is the file to ship and export.
+the preset, input size and heatmap sigma in its metadata: that is the file to ship and export.
 
 Every file is written to a temporary name in the same folder, flushed to disk and renamed over the old
 one, so a crash or power cut mid-write leaves the previous checkpoint intact.
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from stagepose.errors import ModelError
-from stagepose.models.checkpoint import save_weights
+from stagepose.models.checkpoint import SIGMA_KEY, save_weights
 
 FORMAT = "stagepose-train"
 VERSION = 1
@@ -110,10 +110,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def save_best_weights(
-    path: str | Path, model: nn.Module, preset: str, input_size: tuple[int, int], extra: dict[str, str] | None = None
+    path: str | Path,
+    model: nn.Module,
+    preset: str,
+    input_size: tuple[int, int],
+    extra: dict[str, str] | None = None,
+    *,
+    heatmap_sigma: float,
 ) -> Path:
-    """Write the student's weights as safetensors (crash-safe) with preset and input size in the header."""
-    metadata = {"input_size": f"{input_size[0]}x{input_size[1]}", **(extra or {})}
+    """Write the student's weights as safetensors (crash-safe) with preset, input size (w, h) and the
+    training targets' ``heatmap_sigma`` in the header (export and evaluation decode with that sigma)."""
+    metadata = {"input_size": f"{input_size[0]}x{input_size[1]}", SIGMA_KEY: repr(float(heatmap_sigma)),
+                **(extra or {})}  # fmt: skip
     return atomic_write(path, lambda tmp: save_weights(tmp, unwrap(model), preset, metadata))
 
 

@@ -1,4 +1,5 @@
-"""``stagepose train``, ``stagepose eval`` and ``stagepose bench-train``."""
+"""``stagepose train``, ``stagepose eval``, ``stagepose eval-compare``, ``stagepose bench-train`` and
+``stagepose recipe gpu``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_eval(subparsers)
     _register_eval_compare(subparsers)
     _register_bench(subparsers)
+    _register_recipe(subparsers)
 
 
 def _register_train(subparsers: argparse._SubParsersAction) -> None:
@@ -138,4 +140,65 @@ def _bench(args: argparse.Namespace) -> int:
             steps=args.steps, warmup=args.warmup, device=args.device, amp=not args.no_amp,
         )  # fmt: skip
         print(json.dumps(asdict(result)) if args.json else result.line(), flush=True)
+    return 0
+
+
+def _register_recipe(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "recipe",
+        help="whole training recipes in one command: `stagepose recipe gpu`",
+        description="Multi-run recipes: `stagepose recipe gpu --help`.",
+    )
+    sub = parser.add_subparsers(dest="recipe_command", metavar="RECIPE")
+    gpu = sub.add_parser(
+        "gpu",
+        help="teacher-hg8, then lshm-4 and lshm-2 with and without it, scored, lshm-4 exported, GPU latency, in "
+        "one time budget",
+        description="On one GPU, within --budget-s seconds in all: train teacher-hg8 at 256 on LSPET, then lshm-4 "
+        "and lshm-2 taught by it and alone for the same steps (training/gpu/*.yaml), score all five on the held-out "
+        "split, compare (KD gain per student), export the better lshm-4 to ONNX with its sidecar and time both "
+        "students with PyTorch CUDA (FP16/FP32, eager/CUDA graphs, batch 1). Each run plans its steps from its "
+        "measured speed within its share of the time. Writes <out>/summary.json and summary.md.",
+    )
+    gpu.add_argument("--data", metavar="SPEC", help="training data, its train split (default: the configs' "
+                     "lspet:../shared/data/lspet)")  # fmt: skip
+    gpu.add_argument("--eval-data", metavar="SPEC", help="data every run is scored on, its val split (default: "
+                     "--data's; for LSPET the last 500 images, 8500-8999)")  # fmt: skip
+    gpu.add_argument("--out", type=Path, metavar="DIR", help="output folder (default runs/gpu_recipe)")
+    gpu.add_argument("--budget-s", type=float, default=600.0, help="wall-clock seconds for everything (600)")
+    gpu.add_argument("--reserve-s", type=float, default=90.0,
+                     help="of which kept for evaluation, export and latency (90)")  # fmt: skip
+    gpu.add_argument("--workers", type=int, help="data loader workers per run (default: the configs' 12)")
+    gpu.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    gpu.add_argument(
+        "--tiny", action="store_true", help="CPU proof of the pipeline: 64x64, 4 training + 4 eval images, 2 steps each"
+    )
+    gpu.add_argument("--latency-runs", type=int, default=200, help="timed calls per latency case (200)")
+    gpu.add_argument("--overwrite", action="store_true", help="replace a previous recipe run in the output folder")
+    gpu.add_argument("--no-progress", action="store_true", help="no progress bars")
+    gpu.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for all five runs, e.g. data.batch_size=32"
+    )
+    gpu.set_defaults(func=_recipe_gpu)
+    parser.set_defaults(func=lambda args: _print_help(parser))
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _recipe_gpu(args: argparse.Namespace) -> int:
+    from stagepose.train.recipe import RecipeSettings, run_gpu_recipe
+
+    given = {"data": args.data, "eval_data": args.eval_data, "out_dir": args.out, "workers": args.workers}
+    settings = RecipeSettings(
+        budget_s=args.budget_s, reserve_s=args.reserve_s, device=args.device, tiny=args.tiny,
+        overrides=tuple(args.overrides), overwrite=args.overwrite, latency_runs=args.latency_runs,
+        progress=not args.no_progress, **{k: v for k, v in given.items() if v is not None},
+    )  # fmt: skip
+    summary = run_gpu_recipe(settings, say=lambda line: print(line, flush=True))
+    for preset, gain in summary.kd_gain.items():
+        print(f"KD gain {preset}: mean {gain['mean']:+.1f}, limbs {gain['limbs']:+.1f} percentage points "
+              f"({gain['steps']} steps each)")  # fmt: skip
     return 0

@@ -29,8 +29,9 @@ class SavedReport:
     label: str
     metric: str
     data: str
-    samples: int
+    samples: int  # read
     scores: dict[str, float]  # COLUMNS -> percent (NaN where the data had no such joint)
+    samples_scored: int | None = None  # None in reports written before eval recorded it
 
 
 def _number(value: object) -> float:
@@ -63,8 +64,16 @@ def read_report(path: str | Path) -> SavedReport:
         raise DataError(f"{path}: field 'samples' must be a whole number, got {payload['samples']!r}; {hint}")
     scores = {column: _number(groups.get(column)) for column in TABLE2_COLUMNS}
     scores["limbs"] = _number(payload["limb_mean"])
+    scored = payload.get("samples_scored", payload.get("samples_used"))  # the older reports' name
     return SavedReport(path=path, label=str(payload["label"]), metric=str(payload["metric"]),
-                       data=str(payload["data"]), samples=payload["samples"], scores=scores)  # fmt: skip
+                       data=str(payload["data"]), samples=payload["samples"], scores=scores,
+                       samples_scored=scored if isinstance(scored, int) else None)  # fmt: skip
+
+
+def _samples(report: SavedReport) -> str:
+    """'500 samples (371 scored)', or '500 samples' when the report does not say."""
+    scored = report.samples_scored
+    return f"{report.samples} samples" + (f" ({scored} scored)" if scored is not None else "")
 
 
 def check_comparable(reports: Sequence[SavedReport]) -> None:
@@ -98,8 +107,11 @@ def comparison_table(reports: Sequence[SavedReport]) -> str:
         if index:
             lines.append(f"{'  - ' + base.label:<24}"
                          + "".join(_cell(report.scores[c] - base.scores[c], signed=True) for c in COLUMNS))  # fmt: skip
-    lines.append(f"{base.metric} on {base.data}, {base.samples} samples; differences in percentage points")
+    lines.append(f"{base.metric} on {base.data}, {_samples(base)}; differences in percentage points")
     return "\n".join(lines)
+
+
+MAX_LABELLED_REPORTS = 3  # values are written on the bars up to this many reports
 
 
 def plot_comparison(reports: Sequence[SavedReport], png_path: str | Path) -> Path:
@@ -118,11 +130,12 @@ def plot_comparison(reports: Sequence[SavedReport], png_path: str | Path) -> Pat
         xs = [c + (index - (len(reports) - 1) / 2) * width for c in range(len(COLUMNS))]
         values = [report.scores[c] if math.isfinite(report.scores[c]) else 0.0 for c in COLUMNS]
         bars = ax.bar(xs, values, width, label=report.label)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        if len(reports) <= MAX_LABELLED_REPORTS:  # more bars than that: the numbers overlap; the table has them
+            ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(range(len(COLUMNS)), [c if c != "limbs" else "12 limb joints" for c in COLUMNS])
     ax.set_ylabel(f"{reports[0].metric} (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{reports[0].metric} on {reports[0].data} ({reports[0].samples} images)", fontsize=10)
+    ax.set_title(f"{reports[0].metric} on {reports[0].data} ({_samples(reports[0])})", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png"))

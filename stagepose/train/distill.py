@@ -16,6 +16,12 @@ Distillation, as the paper defines it:
 - Unlabelled samples (venue frames, ``labelled`` False) have no ground truth; only the teacher teaches
   there, with weight 1 (eq. 8 mixes two signals, and these samples have one).
 
+The teacher is a network, or offline labels (``teacher=None``): keypoints a stronger model predicted once
+(``stagepose data label``), rendered by the data set as ``teacher_heatmaps`` in each sample's own
+augmented crop, with a per-joint ``teacher_weight`` (its confidence). Eq. 7 is then the same MSE, averaged
+over joints with those weights; a sample without labels (weights all 0) gets no teacher term: eq. 8's
+ground-truth term alone where it has ground truth, nothing where it has none.
+
 The teacher is frozen: no gradients, eval mode (BatchNorm uses its running statistics and never updates
 them), run under ``no_grad``. Its mode is re-asserted on every ``.train()`` call of the task (trap T6:
 setting it once in ``__init__`` is undone by the first ``task.train()``). Only the student is saved.
@@ -93,11 +99,12 @@ class SupervisedTask(nn.Module):
 
 
 class DistillTask(nn.Module):
-    """Eq. 7/8 distillation of ``student`` from a frozen ``teacher``.
+    """Eq. 7/8 distillation of ``student`` from a frozen ``teacher`` network or from offline labels.
 
     Args:
         student: the network being trained (possibly DDP-wrapped).
-        teacher: a pretrained network; frozen here (``requires_grad`` off, eval mode).
+        teacher: a pretrained network, frozen here (``requires_grad`` off, eval mode); None: the batches
+            carry the teacher's heatmaps (``teacher_heatmaps`` (N, K, h, w), ``teacher_weight`` (N, K)).
         total_steps: I in eq. 8, the planned number of optimiser steps of the whole run.
         sigma: eq. 8 decay coefficient (paper: 0.1).
         start_kd_weight: eq. 8 teacher weight at step 0 (paper: 0.6).
@@ -106,7 +113,7 @@ class DistillTask(nn.Module):
     def __init__(
         self,
         student: nn.Module,
-        teacher: nn.Module,
+        teacher: nn.Module | None,
         *,
         total_steps: int,
         sigma: float = PAPER_SIGMA,
@@ -119,13 +126,15 @@ class DistillTask(nn.Module):
         self.total_steps = int(total_steps)
         self.sigma = float(sigma)
         self.start_kd_weight = float(start_kd_weight)
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
+        if self.teacher is not None:
+            self.teacher.requires_grad_(False)
+            self.teacher.eval()
 
     def train(self, mode: bool = True) -> DistillTask:
         """Set the student's mode; the teacher stays in eval mode whatever ``mode`` is."""
         super().train(mode)
-        self.teacher.eval()
+        if self.teacher is not None:
+            self.teacher.eval()
         return self
 
     def weights(self, step: int) -> tuple[float, float]:
@@ -135,6 +144,8 @@ class DistillTask(nn.Module):
     @torch.no_grad()
     def teacher_heatmaps(self, images: Tensor, size: tuple[int, int]) -> Tensor:
         """The teacher's final-stack heatmaps (N, K, h, w), resized to ``size`` (h, w) if needed."""
+        if self.teacher is None:
+            raise RuntimeError("this task has no teacher network; its teacher heatmaps come with the batch")
         if self.teacher.training:  # someone called teacher.train() directly: never update its BN stats
             self.teacher.eval()
         out = self.teacher(images)[:, -1]
@@ -146,19 +157,27 @@ class DistillTask(nn.Module):
         """Losses of one batch at optimiser step ``step`` (0-based, the run's global count)."""
         images = batch["image"]
         heatmaps = self.student(images)
-        target_t = self.teacher_heatmaps(images, tuple(heatmaps.shape[-2:]))
-        kd, _ = per_sample_loss(heatmaps, target_t)  # (N,), every joint: the teacher has a guess for all
+        if self.teacher is not None:
+            target_t, kd_weight = self.teacher_heatmaps(images, tuple(heatmaps.shape[-2:])), None
+        elif "teacher_heatmaps" in batch and "teacher_weight" in batch:
+            target_t, kd_weight = batch["teacher_heatmaps"], batch["teacher_weight"]
+        else:
+            raise ValueError("distillation from labels needs teacher_heatmaps and teacher_weight in the batch "
+                             "(a data set built with teacher_labels)")  # fmt: skip
+        # (N,); a network teacher has a guess for every joint, labels weigh joints by their confidence
+        kd, kd_valid = per_sample_loss(heatmaps, target_t, kd_weight)
         gt, gt_valid = per_sample_loss(heatmaps, batch["heatmaps"], batch["target_weight"])
         labelled = gt_valid & _labelled_mask(batch, images.shape[0], gt.device)
         w_kd, w_gt = self.weights(step)
-        labelled_f = labelled.float()
-        # eq. 8 where there are labels; the teacher alone (weight 1) where there are none
-        per_sample = labelled_f * (w_kd * kd + w_gt * gt) + (1.0 - labelled_f) * kd
+        labelled_f, taught_f = labelled.float(), kd_valid.float()
+        # eq. 8 where there are labels; the teacher alone (weight 1) where there are none; no teacher term
+        # where the teacher has no opinion
+        per_sample = labelled_f * (w_kd * taught_f * kd + w_gt * gt) + (1.0 - labelled_f) * taught_f * kd
         return {
             "loss": per_sample.mean(),
             "heatmaps": heatmaps,
             "task_loss": masked_mean(gt, labelled).detach(),
-            "kd_loss": kd.mean().detach(),
+            "kd_loss": masked_mean(kd, kd_valid).detach(),
             "w_kd": w_kd,
             "w_gt": w_gt,
         }

@@ -95,6 +95,16 @@ def barrier(env: DistEnv) -> None:
         torch.distributed.barrier()
 
 
+def any_rank(env: DistEnv, flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is set on any process (itself for a single process): so that every rank stops at
+    the same step when a signal reaches only some of them, instead of one waiting forever in an all-reduce."""
+    if not (env.distributed and torch.distributed.is_initialized()):
+        return flag
+    value = torch.tensor([1 if flag else 0], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def destroy_process_group(env: DistEnv) -> None:
     """Leave the process group if this module joined one."""
     if env.distributed and torch.distributed.is_initialized():

@@ -6,6 +6,11 @@ sample's crop affine and compared with the ground truth there. The metric follow
 torso (LSP). With the flip test, each crop is also run mirrored; those heatmaps are mirrored back, their
 left/right joints swapped and shifted by the sub-pixel offset a mirror introduces (see ``flip_back``),
 then averaged with the plain ones.
+
+Heatmaps are decoded with the sigma the checkpoint records (``heatmap_sigma``, written by ``stagepose
+train``; 2.0 for files that predate it): DARK refinement assumes that width. The report says what was
+scored: of the samples read, those without the metric's normaliser (for PCK@0.2 a labelled left shoulder
+and right hip) are not scored, and each Table 2 column comes from a given number of joints.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from stagepose.codec import HeatmapCodec
+from stagepose.codec import DEFAULT_SIGMA, HeatmapCodec
 from stagepose.errors import DataError
-from stagepose.metrics import PCKResult, pck_torso, pckh, table2_header, table2_row
+from stagepose.metrics import PCKResult, pck_torso, pckh, table2_counts_row, table2_header, table2_row
 from stagepose.skeleton import flip_permutation
 from stagepose.train.checkpoints import atomic_write_text
 
@@ -133,8 +138,8 @@ def predict(
 def score(pred: Predictions) -> PCKResult:
     """PCKh@0.5 where any sample has a finite head size (MPII), else PCK@0.2 of the torso (LSP).
 
-    Samples without a head size in an MPII-style set are skipped by PCKh and counted in
-    ``samples_skipped``.
+    Samples without the normaliser (a head size in an MPII-style set, a torso for PCK) are not scored;
+    they are counted in ``samples_skipped`` with the reason in ``skip_reason``.
     """
     if np.isfinite(pred.head_size).any():
         return pckh(pred.coords, pred.joints, pred.visible, pred.head_size)
@@ -149,7 +154,11 @@ def make_loader(dataset: Dataset[Any], batch_size: int, workers: int, device: to
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Result of ``evaluate_checkpoint``: the metric, model size and where it came from."""
+    """Result of ``evaluate_checkpoint``: the metric, model size and where it came from.
+
+    ``samples`` counts the samples read; ``result.samples_used`` of them were scored (see the module
+    docstring).
+    """
 
     label: str
     checkpoint: str
@@ -162,29 +171,46 @@ class EvalReport:
     gflops: float
     samples: int
     seconds: float
+    heatmap_sigma: float = DEFAULT_SIGMA
+
+    def scored_line(self) -> str:
+        """'PCK@0.2 scored 371 of 500 samples read (129 not: no torso reference ...)'."""
+        result = self.result
+        line = f"{result.name} scored {result.samples_used} of {self.samples} samples read"
+        if result.samples_skipped:
+            line += f" ({result.samples_skipped} not: {result.skip_reason})"
+        return line
 
     def table(self) -> str:
-        """The paper's Table 2 header and this row, then the limb-joint mean."""
+        """The paper's Table 2 header, this row and the joints each column scored, then what was scored."""
         limb = self.result.limb_mean
+        limbs = self.result.group_counts["limbs"]
         return "\n".join([
             table2_header(),
             table2_row(self.label, self.result, self.params_m, self.gflops),
-            f"{self.result.name}, {self.samples} samples, input {self.input_size[0]}x{self.input_size[1]}"
-            f"{', flip test' if self.flip else ''}; limb-joint mean (12 joints, shoulders to ankles): "
+            table2_counts_row(self.result),
+            f"{self.scored_line()}; input {self.input_size[0]}x{self.input_size[1]}, heatmap sigma "
+            f"{self.heatmap_sigma:g}{', flip test' if self.flip else ''}",
+            f"limb-joint mean (12 joints, shoulders to ankles, {limbs} scored): "
             + (f"{limb:.1f}%" if np.isfinite(limb) else "-"),
         ])  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
+        """The report as plain data; ``samples`` (read) stays for ``stagepose eval-compare``."""
         return {
             "label": self.label,
             "checkpoint": self.checkpoint,
             "preset": self.preset,
             "data": self.data,
             "input_size": list(self.input_size),
+            "heatmap_sigma": self.heatmap_sigma,
             "flip_test": self.flip,
             "params_m": round(self.params_m, 3),
             "gflops": round(self.gflops, 3),
             "samples": self.samples,
+            "samples_read": self.samples,
+            "samples_scored": self.result.samples_used,
+            "samples_not_scored": self.result.samples_skipped,
             "seconds": round(self.seconds, 2),
             **self.result.to_json(),
         }
@@ -219,7 +245,8 @@ def evaluate_checkpoint(
     """Evaluate trained weights on the "val" split of a data set spec.
 
     Args:
-        checkpoint: ``.safetensors`` or a training ``.pt`` (preset and input size are read from it).
+        checkpoint: ``.safetensors`` or a training ``.pt`` (preset, input size and heatmap sigma are
+            read from it).
         data: data set spec, e.g. ``lspet:data/lspet`` (its val split) or ``mpii:annot/valid.json:images``.
         preset: expected preset (must match what the checkpoint records; needed if it records none).
         input_size: (w, h); default: the size the checkpoint was trained at, else 256x256.
@@ -235,20 +262,20 @@ def evaluate_checkpoint(
         DataError: bad spec or data.
     """
     from stagepose.data import build_dataset
-    from stagepose.models.checkpoint import load_model, load_state
+    from stagepose.models.checkpoint import load_model_and_metadata, recorded_sigma
     from stagepose.models.info import measure
     from stagepose.train.distributed import resolve_device
 
     checkpoint = Path(checkpoint)
-    _, metadata = load_state(checkpoint)
-    model, spec = load_model(checkpoint, preset)
+    model, spec, metadata = load_model_and_metadata(checkpoint, preset)
+    sigma = recorded_sigma(metadata, checkpoint)
     size = input_size or parse_input_size(metadata.get("input_size")) or DEFAULT_INPUT_SIZE
     multiple = spec.min_input_multiple
     if size[0] % multiple or size[1] % multiple:
         raise DataError(f"input size {size[0]}x{size[1]} must be multiples of {multiple} for preset {spec.name!r}")
     dev = resolve_device(device)
     model.to(dev)
-    codec = HeatmapCodec(input_size=size, heatmap_size=(size[0] // 4, size[1] // 4))
+    codec = HeatmapCodec(input_size=size, heatmap_size=(size[0] // 4, size[1] // 4), sigma=sigma)
     dataset = build_dataset(data, split="val", input_size=size, codec=codec)
     start = time.perf_counter()
     pred = predict(model, make_loader(dataset, batch_size, workers, dev), codec, dev, flip=flip,
@@ -258,7 +285,7 @@ def evaluate_checkpoint(
     report = EvalReport(
         label=label or spec.name, checkpoint=str(checkpoint), preset=spec.name, data=data, input_size=size,
         flip=flip, result=score(pred), params_m=stats.params_m, gflops=stats.gflops, samples=len(pred.source_ids),
-        seconds=seconds,
+        seconds=seconds, heatmap_sigma=sigma,
     )  # fmt: skip
     if json_path is not None:
         atomic_write_text(json_path, json.dumps(report.to_json(), indent=2) + "\n")

@@ -31,7 +31,9 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler
 
 from stagepose.codec import HeatmapCodec
+from stagepose.data.teacher_labels import TeacherLabels
 from stagepose.errors import ConfigError, StageposeError
+from stagepose.train.budget import BudgetReport, TimeBudget
 from stagepose.train.checkpoints import (
     atomic_write_text,
     load_checkpoint,
@@ -52,6 +54,7 @@ from stagepose.train.curves import CsvLog, plot_curves
 from stagepose.train.distill import DistillTask, SupervisedTask
 from stagepose.train.distributed import (
     DistEnv,
+    any_rank,
     barrier,
     destroy_process_group,
     init_process_group,
@@ -59,11 +62,13 @@ from stagepose.train.distributed import (
     resolve_device,
 )
 from stagepose.train.evaluate import make_loader, predict, score
+from stagepose.train.label_teacher import check_coverage, load_teacher_labels
+from stagepose.train.stop import StopSignals, TrainingStopped
 
 logger = logging.getLogger(__name__)
 
 WARMUP_START = 0.01  # warm-up starts at 1 % of the peak learning rate
-TASK_KEYS = ("image", "heatmaps", "target_weight", "labelled")
+TASK_KEYS = ("image", "heatmaps", "target_weight", "labelled", "teacher_heatmaps", "teacher_weight")
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -135,8 +140,8 @@ def build_student(config: ExperimentConfig) -> nn.Module:
 
 
 def build_teacher(config: ExperimentConfig) -> nn.Module | None:
-    """The frozen teacher (strict load of its weights), or None."""
-    if config.teacher is None:
+    """The frozen teacher network (strict load of its weights), or None (no teacher, or teacher labels)."""
+    if config.teacher is None or config.teacher.weights is None or config.teacher.preset is None:
         return None
     from stagepose.models.checkpoint import load_model
 
@@ -152,22 +157,30 @@ def set_epoch(dataset: Dataset[Any], epoch: int) -> None:
             child.set_epoch(epoch)
 
 
-def build_datasets(config: ExperimentConfig, codec: HeatmapCodec) -> tuple[Dataset[Any], Dataset[Any] | None]:
+def build_datasets(
+    config: ExperimentConfig, codec: HeatmapCodec, teacher_labels: TeacherLabels | None = None
+) -> tuple[Dataset[Any], Dataset[Any] | None]:
     """Training set (specs concatenated) and validation set (or None).
 
+    With ``teacher_labels`` every training sample carries the teacher's heatmaps (``teacher_heatmaps``).
+
     Raises:
-        ConfigError: only unlabelled data and no teacher, or an unlabelled validation set.
+        ConfigError: only unlabelled data and no teacher, an unlabelled validation set, or teacher labels
+            that teach none of the data (see ``label_teacher.check_coverage``).
         DataError: from the loaders (bad specs or files).
     """
     from stagepose.data import build_dataset
 
     data = config.data
     parts = [build_dataset(spec, split="train", input_size=data.size, augment=data.augment, codec=codec,
-                           seed=config.train.seed) for spec in data.train_specs]  # fmt: skip
+                           seed=config.train.seed, teacher_labels=teacher_labels)
+             for spec in data.train_specs]  # fmt: skip
     unlabelled = [p.name for p in parts if not p.labelled]
     if unlabelled and config.teacher is None:
         raise ConfigError(f"data.train: {', '.join(unlabelled)} has no labels; unlabelled frames need a teacher "
-                          "(set teacher.preset and teacher.weights) or remove them")  # fmt: skip
+                          "(set teacher.preset and teacher.weights, or teacher.labels) or remove them")  # fmt: skip
+    if teacher_labels is not None:
+        check_coverage(parts, teacher_labels)
     train_set: Dataset[Any] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
     val_set = None
     if data.val:
@@ -230,6 +243,8 @@ class TrainResult:
     best_weights: Path | None
     img_s: float
     rank: int = 0
+    planned_steps: int | None = None  # I of eq. 8 and the learning-rate schedule
+    budget: BudgetReport | None = None  # with train.time_budget_s: the plan and the time used
 
 
 @dataclass
@@ -256,6 +271,8 @@ class Run:
     state: RunState
     log: CsvLog | None
     throughput: list[float] = field(default_factory=list)
+    budget: TimeBudget | None = None
+    channels_last: bool = False
 
     @property
     def out_dir(self) -> Path:
@@ -268,12 +285,14 @@ class Run:
             "model": unwrap(self.student).state_dict(),
             "preset": self.config.model.preset,
             "input_size": f"{w}x{h}",
+            "heatmap_sigma": float(self.config.data.heatmap_sigma),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.amp else None,
             "step": self.state.step,
             "epoch": self.state.epoch,
             "epoch_step": self.state.epoch_step,
+            "world_size": self.env.world_size,  # processes: a step holds data.batch_size x world_size images
             "best_metric": self.state.best_metric,
             "metric": self.state.metric_name,
             "config": config_to_data(replace(self.config, train=replace(self.config.train, resume=None))),
@@ -290,15 +309,22 @@ def _check_out_dir(config: ExperimentConfig, resume: Path | None, overwrite: boo
                           "or start afresh with --overwrite or another train.out_dir")  # fmt: skip
 
 
-def _setup(config: ExperimentConfig, env: DistEnv, device: torch.device, resume: Path | None, overwrite: bool) -> Run:
+def _setup(config: ExperimentConfig, env: DistEnv, device: torch.device, resume: Path | None, overwrite: bool,
+           budget: TimeBudget | None = None) -> Run:  # fmt: skip
     _check_out_dir(config, resume, overwrite)
     payload = load_checkpoint(resume) if resume is not None else None
     torch.manual_seed(config.train.seed)  # same initial weights on every rank (DDP also broadcasts them)
     student = build_student(config).to(device)  # weights first: a wrong file fails before data is read
     teacher = build_teacher(config)
+    teacher_labels = load_teacher_labels(config)  # the file is checked before the data are read
+    channels_last = bool(config.train.channels_last)
+    if channels_last:  # NHWC: faster on CPU and on tensor cores; the batches follow in _train_step
+        student = student.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if teacher is not None:
+            teacher = teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     size = config.data.size
     codec = HeatmapCodec(input_size=size, heatmap_size=(size[0] // 4, size[1] // 4), sigma=config.data.heatmap_sigma)
-    train_set, val_set = build_datasets(config, codec)
+    train_set, val_set = build_datasets(config, codec, teacher_labels)
 
     sampler = EpochSampler(train_set, env=env, seed=config.train.seed)
     batch = config.data.batch_size
@@ -315,9 +341,9 @@ def _setup(config: ExperimentConfig, env: DistEnv, device: torch.device, resume:
         device_ids = [device.index] if device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(student, device_ids=device_ids)
     task: nn.Module
-    if teacher is not None:
-        task = DistillTask(wrapped, teacher.to(device), total_steps=total_steps, sigma=config.distill.sigma,
-                           start_kd_weight=config.distill.start_kd_weight)  # fmt: skip
+    if teacher is not None or teacher_labels is not None:  # labels: the batches carry the teacher's heatmaps
+        task = DistillTask(wrapped, teacher.to(device) if teacher is not None else None, total_steps=total_steps,
+                           sigma=config.distill.sigma, start_kd_weight=config.distill.start_kd_weight)  # fmt: skip
     else:
         task = SupervisedTask(wrapped)
     optimizer = build_optimizer(student.parameters(), config.optim)
@@ -328,6 +354,11 @@ def _setup(config: ExperimentConfig, env: DistEnv, device: torch.device, resume:
     state = RunState()
     if payload is not None:
         state = _restore(payload, resume, student, optimizer, scheduler, scaler, amp)  # type: ignore[arg-type]
+        before = int(payload.get("world_size", 1))
+        if before != env.world_size and env.is_main:
+            logger.warning("%s was written by %d process(es) and this run has %d: a step now holds %d images "
+                           "instead of %d (set data.batch_size to keep it)", resume, before, env.world_size,
+                           batch * env.world_size, batch * before)  # fmt: skip
     log = None
     if env.is_main:
         config.out_dir.mkdir(parents=True, exist_ok=True)
@@ -341,7 +372,7 @@ def _setup(config: ExperimentConfig, env: DistEnv, device: torch.device, resume:
     return Run(config=config, env=env, device=device, student=student, task=task, optimizer=optimizer,
                scheduler=scheduler, scaler=scaler, amp=amp, loader=loader, sampler=sampler, train_set=train_set,
                val_loader=val_loader, codec=codec, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-               num_epochs=num_epochs, state=state, log=log)  # fmt: skip
+               num_epochs=num_epochs, state=state, log=log, budget=budget, channels_last=channels_last)  # fmt: skip
 
 
 def _restore(
@@ -375,6 +406,8 @@ def _restore(
 def _train_step(run: Run, batch: Mapping[str, Any]) -> dict[str, float]:
     device = run.device
     inputs = {k: batch[k].to(device, non_blocking=True) for k in TASK_KEYS if k in batch}
+    if run.channels_last:
+        inputs["image"] = inputs["image"].contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.float16, enabled=run.amp) if device.type == "cuda" else None
     if autocast is not None:
         with autocast:
@@ -435,7 +468,7 @@ def _save(run: Run, *, best: bool) -> None:
         if run.state.best_metric is not None:
             extra[str(run.state.metric_name or "metric")] = f"{run.state.best_metric:.3f}"
         save_best_weights(run.out_dir / "best.safetensors", run.student, run.config.model.preset,
-                          run.config.data.size, extra)  # fmt: skip
+                          run.config.data.size, extra, heatmap_sigma=run.config.data.heatmap_sigma)  # fmt: skip
 
 
 def _end_of_epoch(run: Run, epoch: int) -> None:
@@ -470,36 +503,86 @@ def _run_epochs(run: Run, progress: bool) -> None:
                unit="step", desc=run.config.name, dynamic_ncols=True)  # fmt: skip
     meter = Meter()
     run.task.train()
-    try:
-        for epoch in range(run.state.epoch, run.num_epochs):
-            if run.state.step >= run.total_steps:
-                break
-            run.sampler.set_epoch(epoch)
-            set_epoch(run.train_set, epoch)
-            run.sampler.set_skip(run.state.epoch_step * run.config.data.batch_size if epoch == run.state.epoch else 0)
-            run.state.epoch = epoch
-            meter.reset()  # the throughput of an epoch excludes the previous validation
-            for batch in run.loader:
-                values = _train_step(run, batch)
-                meter.add(values, images_per_step // run.env.world_size)
-                bar.update(1)
-                img_s = meter.img_s() * run.env.world_size
-                bar.set_postfix(epoch=epoch, loss=f"{values['loss']:.3g}", img_s=f"{img_s:.1f}")
-                if run.state.step % cfg.log_every == 0:
-                    _log_row(run, meter)
-                if cfg.checkpoint_every and run.state.step % cfg.checkpoint_every == 0:
-                    _save(run, best=False)
+    with StopSignals() as stop:  # SIGINT/SIGTERM: finish the step, save, stop
+        try:
+            for epoch in range(run.state.epoch, run.num_epochs):
                 if run.state.step >= run.total_steps:
                     break
-            if meter.count:
-                _log_row(run, meter)
-            _end_of_epoch(run, epoch)
-            run.task.train()
-    except KeyboardInterrupt:
-        _save(run, best=False)  # keep what was learnt; `--resume last.pt` continues from here
-        raise
-    finally:
-        bar.close()
+                run.sampler.set_epoch(epoch)
+                set_epoch(run.train_set, epoch)
+                skip = run.state.epoch_step * run.config.data.batch_size if epoch == run.state.epoch else 0
+                run.sampler.set_skip(skip)
+                run.state.epoch = epoch
+                meter.reset()  # the throughput of an epoch excludes the previous validation
+                for batch in run.loader:
+                    values = _train_step(run, batch)
+                    meter.add(values, images_per_step // run.env.world_size)
+                    bar.update(1)
+                    img_s = meter.img_s() * run.env.world_size
+                    bar.set_postfix(epoch=epoch, loss=f"{values['loss']:.3g}", img_s=f"{img_s:.1f}")
+                    if run.state.step % cfg.log_every == 0:
+                        _log_row(run, meter)
+                    if cfg.checkpoint_every and run.state.step % cfg.checkpoint_every == 0:
+                        _save(run, best=False)
+                    if run.budget is not None:
+                        _check_budget(run, run.budget, bar, epoch_done=False)
+                    if any_rank(run.env, stop.requested is not None, run.device):
+                        _stop(run, stop.requested or "a signal to another process")
+                    if run.state.step >= run.total_steps:
+                        break
+                if meter.count:
+                    _log_row(run, meter)
+                _end_of_epoch(run, epoch)
+                if run.budget is not None:
+                    _check_budget(run, run.budget, bar, epoch_done=True)
+                run.task.train()
+        except KeyboardInterrupt:
+            _save(run, best=False)  # keep what was learnt; `--resume last.pt` continues from here
+            raise
+        finally:
+            bar.close()
+
+
+def _stop(run: Run, signal_name: str) -> None:
+    """Save ``last.pt`` after the step a signal interrupted, and end the run saying how to continue."""
+    _save(run, best=False)  # rank 0 writes; every rank stops at this same step (``any_rank``)
+    raise TrainingStopped(f"{signal_name} received: stopped at step {run.state.step} of {run.total_steps} and saved "
+                          f"{run.out_dir / 'last.pt'}; continue with `stagepose train --resume "
+                          f"{run.out_dir / 'last.pt'}` (or `stagepose campaign resume`)")  # fmt: skip
+
+
+def _check_budget(run: Run, budget: TimeBudget, bar: Any, *, epoch_done: bool) -> None:
+    """With ``train.time_budget_s``: fix the planned step count once the speed is known, and end the run
+    at the deadline (see ``stagepose.train.budget``)."""
+    budget.note_step(run.state.step)
+    if budget.ready_to_plan(epoch_done=epoch_done):
+        _apply_plan(run, budget.plan(run.state.step, cap=run.total_steps), bar)
+    if run.state.step < run.total_steps and budget.expired():
+        budget.stopped_at_deadline = True
+        run.total_steps = run.state.step  # ends the run here: validated and saved as at a planned end
+        logger.warning("%s: time budget of %.0f s reached at step %d of %s planned; stopping", run.config.name,
+                       budget.seconds, run.state.step, run.config.train.max_steps or "?")  # fmt: skip
+
+
+def _apply_plan(run: Run, planned: int, bar: Any) -> None:
+    """Make ``planned`` the run's I: the loop's end, the learning-rate schedule, eq. 8, and the stored config
+    (``train.max_steps``, so that a resume continues the same plan)."""
+    run.total_steps = planned
+    run.num_epochs = math.ceil(planned / run.steps_per_epoch)
+    run.scheduler.lr_lambdas = [partial(lr_factor, total_steps=planned, schedule=run.config.schedule)
+                                for _ in run.scheduler.lr_lambdas]  # fmt: skip
+    if isinstance(run.task, DistillTask):
+        run.task.total_steps = planned
+    run.config = replace(run.config, train=replace(run.config.train, max_steps=planned))
+    if run.env.is_main:
+        atomic_write_text(run.out_dir / "config.yaml", yaml.safe_dump(config_to_data(run.config), sort_keys=False))
+    bar.total = planned
+    bar.refresh()
+    budget = run.budget
+    if budget is not None:
+        logger.info("%s: %.2f steps/s measured; planned %d steps (train.max_steps) for the %.0f s budget, "
+                    "%.0f s used so far", run.config.name, budget.rate_steps_s or 0.0, planned, budget.seconds,
+                    budget.elapsed())  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ entry
@@ -529,12 +612,19 @@ def train(
     env = read_env(environ)
     device = resolve_device(config.train.device, env)
     resume_path = Path(resume) if resume is not None else config.train.resume
+    budget = None
+    if config.train.time_budget_s is not None:
+        if env.distributed:
+            raise ConfigError("train.time_budget_s needs a single process (ranks would plan and stop at different "
+                              "steps); under torchrun set train.max_steps instead")  # fmt: skip
+        budget = TimeBudget(config.train.time_budget_s, needs_plan=config.train.max_steps is None)
     init_process_group(env, device)
     try:
-        run = _setup(config, env, device, resume_path, overwrite)
+        run = _setup(config, env, device, resume_path, overwrite, budget)
         if env.is_main:
+            teacher_name = (config.teacher.preset or config.teacher.labels) if config.teacher else None
             logger.info("%s: %s%s on %s x%d, %d steps (%d epochs of %d), output %s", config.name,
-                        config.model.preset, f" taught by {config.teacher.preset}" if config.teacher else "",
+                        config.model.preset, f" taught by {teacher_name}" if teacher_name else "",
                         device, env.world_size, run.total_steps, run.num_epochs, run.steps_per_epoch,
                         config.out_dir)  # fmt: skip
         _run_epochs(run, progress)
@@ -548,6 +638,8 @@ def train(
         best_checkpoint=out / "best.pt" if has_best else None,
         best_weights=out / "best.safetensors" if has_best else None,
         img_s=sum(run.throughput) / len(run.throughput) if run.throughput else 0.0, rank=env.rank,
+        planned_steps=run.config.train.max_steps or run.total_steps,
+        budget=budget.report(run.config.train.max_steps) if budget is not None else None,
     )  # fmt: skip
 
 

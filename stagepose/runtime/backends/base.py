@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from stagepose.codec import DEFAULT_SIGMA
 from stagepose.errors import EngineError, ModelError
 from stagepose.runtime.sidecar import Sidecar
 
@@ -115,6 +116,8 @@ class Backend(abc.ABC):
         max_batch: largest batch accepted (None: any).
         precision: "fp32" or "fp16".
         sidecar: the exported model's sidecar, when there is one.
+        heatmap_sigma: the training targets' sigma, which the heatmap decoder must use: the sidecar's,
+            else the one the weights record (``codec.DEFAULT_SIGMA`` for files that record none).
     """
 
     name: str = "backend"
@@ -128,6 +131,7 @@ class Backend(abc.ABC):
         max_batch: int | None = None,
         precision: str = "fp32",
         sidecar: Sidecar | None = None,
+        heatmap_sigma: float = DEFAULT_SIGMA,
     ) -> None:
         self.device = device
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -136,6 +140,7 @@ class Backend(abc.ABC):
         self.max_batch = max_batch
         self.precision = precision
         self.sidecar = sidecar
+        self.heatmap_sigma = float(sidecar.heatmap_sigma if sidecar is not None else heatmap_sigma)
         self._closed = False
 
     # -- the interface -----------------------------------------------------------------------
@@ -187,6 +192,7 @@ class Backend(abc.ABC):
             "device": self.device,
             "precision": self.precision,
             "input_size": list(self.input_size),
+            "heatmap_sigma": self.heatmap_sigma,
             "max_batch": self.max_batch,
             "preset": self.sidecar.preset if self.sidecar else None,
         }

@@ -19,7 +19,7 @@ import torch
 
 from stagepose.errors import EngineError, ModelError
 from stagepose.hashing import sha256_file
-from stagepose.models.checkpoint import load_model
+from stagepose.models.checkpoint import load_model_and_metadata, recorded_sigma
 from stagepose.runtime.backends.base import Backend, BackendConfig, warn_fp16_on_cpu, weights_beside
 from stagepose.runtime.export import LastStack
 from stagepose.runtime.sidecar import Sidecar
@@ -77,7 +77,7 @@ class TorchBackend(Backend):
 
     def __init__(self, cfg: BackendConfig, device: str) -> None:
         weights, sidecar = resolve_weights(cfg)
-        model, spec = load_model(weights, sidecar.preset if sidecar else None)
+        model, spec, metadata = load_model_and_metadata(weights, sidecar.preset if sidecar else None)
         size = cfg.input_size or (sidecar.input_size if sidecar else (256, 256))
         multiple = spec.min_input_multiple
         if size[0] % multiple or size[1] % multiple:
@@ -90,7 +90,7 @@ class TorchBackend(Backend):
             warn_fp16_on_cpu(self.name)
         super().__init__(
             device=device, input_size=size, num_joints=spec.num_joints,
-            precision="fp16" if fp16 else "fp32", sidecar=sidecar,
+            precision="fp16" if fp16 else "fp32", sidecar=sidecar, heatmap_sigma=recorded_sigma(metadata, weights),
         )  # fmt: skip
         self.preset = spec.name
         self.weights = weights
