@@ -128,15 +128,15 @@ def save(files: CampaignFiles, *, force: bool = False) -> SaveReport:
     """
     from stagepose.train.checkpoints import atomic_write, load_checkpoint, save_checkpoint
 
-    run_step = _step_of(files.last)
     snap_step = _step_of(files.snapshot)
-    if run_step is None:
+    if not files.last.is_file():
         return SaveReport(False, None, snap_step, files.snapshot, _size_mb(files.snapshot),
                           f"no run to save: {files.last} does not exist")  # fmt: skip
+    payload = load_checkpoint(files.last)  # read once: its step decides, its contents are the snapshot
+    run_step = int(payload["step"])
     if snap_step is not None and run_step <= snap_step and not force:
         return SaveReport(False, run_step, snap_step, files.snapshot, _size_mb(files.snapshot),
                           f"the snapshot (step {snap_step}) is not behind the run (step {run_step})")  # fmt: skip
-    payload = load_checkpoint(files.last)
     save_checkpoint(files.snapshot, compact(payload))
     for src, dst in ((files.run_dir / "log.csv", files.log), (files.run_dir / "curves.png", files.curves)):
         if src.is_file():

@@ -272,7 +272,6 @@ class Run:
     log: CsvLog | None
     throughput: list[float] = field(default_factory=list)
     budget: TimeBudget | None = None
-    channels_last: bool = False
 
     @property
     def out_dir(self) -> Path:
@@ -317,8 +316,7 @@ def _setup(config: ExperimentConfig, env: DistEnv, device: torch.device, resume:
     student = build_student(config).to(device)  # weights first: a wrong file fails before data is read
     teacher = build_teacher(config)
     teacher_labels = load_teacher_labels(config)  # the file is checked before the data are read
-    channels_last = bool(config.train.channels_last)
-    if channels_last:  # NHWC: faster on CPU and on tensor cores; the batches follow in _train_step
+    if config.train.channels_last:  # NHWC: faster on CPU and on tensor cores; the batches follow in _train_step
         student = student.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if teacher is not None:
             teacher = teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -372,7 +370,7 @@ def _setup(config: ExperimentConfig, env: DistEnv, device: torch.device, resume:
     return Run(config=config, env=env, device=device, student=student, task=task, optimizer=optimizer,
                scheduler=scheduler, scaler=scaler, amp=amp, loader=loader, sampler=sampler, train_set=train_set,
                val_loader=val_loader, codec=codec, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-               num_epochs=num_epochs, state=state, log=log, budget=budget, channels_last=channels_last)  # fmt: skip
+               num_epochs=num_epochs, state=state, log=log, budget=budget)  # fmt: skip
 
 
 def _restore(
@@ -406,7 +404,7 @@ def _restore(
 def _train_step(run: Run, batch: Mapping[str, Any]) -> dict[str, float]:
     device = run.device
     inputs = {k: batch[k].to(device, non_blocking=True) for k in TASK_KEYS if k in batch}
-    if run.channels_last:
+    if run.config.train.channels_last:
         inputs["image"] = inputs["image"].contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.float16, enabled=run.amp) if device.type == "cuda" else None
     if autocast is not None:
