@@ -4,11 +4,18 @@ Shared by show configs and experiment configs. Unknown keys, wrong types and mis
 rejected at load time with ``FILE:LINE: field 'a.b[0].c': what is wrong, what is allowed``. Dataclasses
 may validate values further in ``__post_init__`` by raising ``ValueError``; the message is re-raised
 with the file and line of that section.
+
+Config files are hand-edited (or hostile), so loading is bounded: anchors and aliases are refused (an
+alias bomb expands exponentially, a recursive anchor never ends), as are nesting deeper than
+``MAX_DEPTH``, files over ``MAX_CONFIG_BYTES`` and duplicate keys (YAML would silently keep the last).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import math
+import os
 import re
 import types
 import typing
@@ -23,6 +30,9 @@ from stagepose.errors import ConfigError
 T = TypeVar("T")
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 KeyPath = tuple[str | int, ...]
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # configs are hand-written; sidecars and calibrations are a few kB
+MAX_DEPTH = 64  # nested collections; the deepest real config nests 4
+MAX_PATH_CHARS = 1024  # longer is a paste accident, not a path (Linux's own limit is 4096 bytes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +59,49 @@ def format_path(path: KeyPath) -> str:
     return out or "<top level>"
 
 
+class _Refused(Exception):
+    """A construct the strict loader does not accept, at a 1-based line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``SafeLoader`` without anchors/aliases, deep nesting or duplicate keys (each refused with its line)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(line, "YAML anchors and aliases (&name, *name, <<) are not accepted in stagepose "
+                                 "files; write the values out")  # fmt: skip
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(line, f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Refused(line, "a key must be a plain name, not a list or mapping")
+            if key_node.value in seen:
+                raise _Refused(line, f"duplicate key {key_node.value!r} (first on line {seen[key_node.value]}); "
+                                     "keep one")  # fmt: skip
+            seen[key_node.value] = line
+        return node
+
+
 def _line_index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -62,31 +115,131 @@ def _line_index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> No
             _line_index(item, (*path, i), lines)
 
 
-def load_yaml(path: str | Path) -> tuple[Any, Source]:
-    """Read a YAML file with ``safe_load`` semantics and remember the line of every key.
-
-    Raises:
-        ConfigError: the file is missing, unreadable or not valid YAML (with the line of the problem).
-    """
-    path = Path(path)
+def parse_yaml(text: str, name: str) -> tuple[Any, Source]:
+    """Parse YAML ``text`` (named ``name`` in messages) strictly; see `load_yaml`."""
+    loader: _StrictLoader | None = None
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _StrictLoader(text)  # the reader checks for unprintable characters here
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        raise ConfigError(f"{name}:{exc.line}: {exc}") from None
+    except yaml.reader.ReaderError as exc:  # a control character; it has a position, not a mark
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise ConfigError(f"{name}:{line}: not valid YAML: control character #x{exc.character:04x} is not "
+                          "allowed; delete it") from None  # fmt: skip
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     lines: dict[KeyPath, int] = {}
     if node is not None:
         _line_index(node, (), lines)
-    return data, Source(str(path), lines)
+    return data, Source(name, lines)
+
+
+def load_yaml(path: str | Path) -> tuple[Any, Source]:
+    """Read a YAML file with ``safe_load`` semantics and remember the line of every key.
+
+    Anchors/aliases, duplicate keys, nesting deeper than ``MAX_DEPTH`` and files over
+    ``MAX_CONFIG_BYTES`` are refused, so a hostile file costs bounded time and memory.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, too large or not valid YAML (with the line).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{_shown(path)}: file not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{_shown(path)}: cannot read: {_os_reason(exc)}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB; not a config file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_yaml(text, str(path))
+
+
+def _shown(path: str | Path, limit: int = 120) -> str:
+    """A path for a one-line message (a 3,000-character path is cut in the middle)."""
+    text = str(path)
+    half = limit // 2
+    return text if len(text) <= limit else f"{text[:half]}...{text[-half:]} ({len(text)} characters)"
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def resolve_path(value: str | Path, base: str | Path) -> Path:
+    """A path from a config: ``~`` expanded, made absolute against ``base``, normalised (not followed).
+
+    Raises:
+        ValueError: an empty or over-long path, a control character, an unknown ``~user``, or a symlink loop
+            (a plain message for the caller to put after the file, line and field).
+    """
+    text = str(value)
+    if not text:
+        raise ValueError("empty path")
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise ValueError(f"the path {text[:200]!r} contains a control character (a pasted line break or tab?)")
+    if len(text) > MAX_PATH_CHARS:
+        raise ValueError(f"path is {len(text)} characters long (at most {MAX_PATH_CHARS}): {_shown(text)}")
+    if text.startswith("~"):
+        try:
+            expanded = os.path.expanduser(text)
+        except (RuntimeError, KeyError, OSError):
+            expanded = text
+        if expanded.startswith("~"):
+            user = text[1:].split("/", 1)[0] or "the current user"
+            raise ValueError(f"{text!r}: cannot expand '~': no home folder for {user} on this machine; "
+                             "write the full path")  # fmt: skip
+        text = expanded
+    path = Path(text)
+    if not path.is_absolute():
+        path = Path(base) / path
+    path = Path(os.path.normpath(path))
+    if any(len(os.fsencode(part)) > 255 for part in path.parts):
+        raise ValueError(f"a folder or file name in {_shown(path)} is longer than 255 bytes")
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{_shown(path)}: symbolic link loop (a link points back to itself)") from None
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ValueError(f"{_shown(path)}: path too long for this file system") from None
+    except ValueError as exc:
+        raise ValueError(f"{_shown(path)}: {exc}") from None
+    return path
+
+
+def check_range(
+    name: str, value: float, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+    unit: str = "",
+) -> None:  # fmt: skip
+    """Raise ValueError unless ``value`` is finite and in [low, high] ((low, high] with ``low_open``).
+
+    For ``__post_init__`` range checks: NaN and inf are refused too, since ``nan < 0`` is False and a
+    plain comparison lets them through to the show.
+    """
+    lo_ok = low is None or (value > low if low_open else value >= low)
+    hi_ok = high is None or value <= high
+    if isinstance(value, (int, float)) and math.isfinite(value) and lo_ok and hi_ok:
+        return
+    left = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
+    right = "" if high is None else f"<= {high:g}"
+    bounds = " and ".join(b for b in (left, right) if b)
+    raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}{unit}, got {value!r}")
 
 
 def _type_name(tp: Any) -> str:
@@ -156,7 +309,10 @@ def _convert(tp: Any, value: Any, source: Source, path: KeyPath) -> Any:
             return float(value)  # YAML 1.1 reads 1e-4 (no dot in the mantissa) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(source, path, f"expected a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            raise _fail(source, path, "number too large") from None
     if tp is str:
         if not isinstance(value, str):
             raise _fail(source, path, f"expected a string, got {type(value).__name__} {value!r}")
@@ -200,6 +356,10 @@ def from_dict(cls: type[T], data: Any, source: Source | None = None, path: KeyPa
     try:
         return cls(**kwargs)
     except ValueError as exc:
+        # "threads must be ..." is about field 'threads': point at its line when the file sets it
+        named = str(exc).split(" ", 1)[0]
+        if named in data and named in fields:
+            raise _fail(source, (*path, named), str(exc)) from None
         raise ConfigError(f"{source.where(path)}: {format_path(path)}: {exc}") from None
 
 
@@ -254,4 +414,7 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["Source", "load", "load_yaml", "from_dict", "apply_overrides", "to_dict", "format_path", "typing"]
+__all__ = [
+    "Source", "load", "load_yaml", "parse_yaml", "resolve_path", "check_range", "from_dict", "apply_overrides",
+    "to_dict", "format_path", "typing",
+]  # fmt: skip

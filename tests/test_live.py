@@ -32,11 +32,12 @@ def test_live_on_a_real_clip_sends_osc_records_and_reports(tmp_path: Path, small
     time.sleep(0.2)
     assert summary.stopped_by == "sources ended"
     processed = summary.frames["cam1"]
-    assert 10 <= processed <= 100  # 100 frames at 60 fps, newest-frame-only: some may be dropped
+    assert 5 <= processed <= 100  # 100 frames at 60 fps, newest-frame-only: a busy machine drops more
 
     messages = collector.messages()
     poses = [(tt, m) for tt, m in messages if m.address == "/stagepose/p1/pose"]
-    assert len(poses) == processed
+    # one bundle per processed frame, plus /status 0 once a second while the camera was still connecting
+    assert processed <= len(poses) <= processed + 3
     for timetag, message in poses[:5]:
         assert len(message.params) == 48 and all(isinstance(v, float) for v in message.params)
         assert started - 1 < timetag < time.time()  # the capture time, on the wall clock
@@ -70,3 +71,18 @@ def test_live_stops_on_request_and_on_duration(tmp_path: Path, small_onnx: Path,
     threading.Timer(1.0, stop.set).start()
     summary = run_live(show, status_stream=io.StringIO(), stop=stop)
     assert summary.stopped_by == "stop requested" and summary.frames["cam1"] > 0
+
+
+def test_stage_timings_keep_a_window_not_every_frame(tmp_path: Path, small_onnx: Path, collector) -> None:
+    from stagepose.show.pipeline import StageTimes
+
+    times = StageTimes(window=50)
+    for _ in range(1000):
+        times.add("infer", 0.001)
+    assert {len(v) for v in times.ms.values()} <= {0, 50}
+    config = base_show(small_onnx, f"{DEMO_CLIP}?pacing=fast&loop=true", collector.port)
+    config["telemetry"]["window_frames"] = 20
+    config["run"] = {"max_duration_s": 2.0}
+    summary = run_live(load_show(write_show(tmp_path, config)), status_stream=io.StringIO())
+    assert summary.frames["cam1"] > 40  # a long show in miniature: many more batches than the window
+    assert {s["count"] for s in summary.stage_ms.values()} == {20}

@@ -137,13 +137,57 @@ def test_lost_and_unknown_joints_never_send_nan() -> None:
     conf = np.full(16, 0.9)
     joints[3] = np.nan  # never seen
     conf[5] = 0.0  # lost: the smoother holds its last position with quality 0
-    frame = make_frame(joints=joints, confidence=conf, tracked=False)
+    frame = make_frame(joints=joints, confidence=conf)
     got = messages(build_performer_packet(frame, OscDestinationConfig(), SHOW_START, 0.0).datagram)
     pose = np.array(got["/stagepose/alice/pose"].params).reshape(16, 3)
     assert np.isfinite(pose).all()
     assert pose[3].tolist() == [0.0, 0.0, 0.0]
     assert pose[5, 2] == 0.0 and pose[5, 0] == pytest.approx(joints[5, 0] / 1920, rel=FLOAT32_TOL)
-    assert got["/stagepose/alice/status"].params == [0.0, 14.0]
+    assert got["/stagepose/alice/status"].params == [1.0, 14.0]
+
+
+@pytest.mark.parametrize("coords", ["normalized", "pixels", "stage"])
+def test_a_lost_performer_sends_every_conf_exactly_zero(coords: str) -> None:
+    frame = make_frame(tracked=False, confidence=np.linspace(0.2, 0.52, 16), joints_stage=np.ones((16, 2)))
+    got = messages(build_performer_packet(frame, OscDestinationConfig(coords=coords), SHOW_START, 0.0).datagram)
+    pose = np.array(got["/stagepose/alice/pose"].params).reshape(16, 3)
+    assert (pose[:, 2] == 0.0).all()  # docs: status 0 means every joint at conf 0
+    assert got["/stagepose/alice/status"].params == [0.0, 0.0]
+    assert np.isfinite(pose).all() and (pose[:, :2] != 0).any()  # positions kept (last known)
+
+
+@pytest.mark.parametrize("flip_y", [False, True])
+def test_joints_outside_the_image_are_clamped_and_sent_with_conf_zero(flip_y: bool) -> None:
+    joints = make_frame().joints.copy()
+    joints[0] = (-3.4 * 1920, 100.0)  # what the issue saw: x -3.4 .. 1.5, y -0.3 .. 3.0 normalized
+    joints[1] = (1.5 * 1920, 3.0 * 1080)
+    joints[2] = (500.0, -0.3 * 1080)
+    frame = make_frame(joints=joints, confidence=np.full(16, 0.8))
+    for coords, size in (("normalized", (1.0, 1.0)), ("pixels", (1920.0, 1080.0))):
+        dest = OscDestinationConfig(coords=coords, flip_y=flip_y)
+        got = messages(build_performer_packet(frame, dest, SHOW_START, 0.0).datagram)
+        pose = np.array(got["/stagepose/alice/pose"].params).reshape(16, 3)
+        assert (pose[:, 0] >= 0).all() and (pose[:, 0] <= size[0]).all()
+        assert (pose[:, 1] >= 0).all() and (pose[:, 1] <= size[1]).all()
+        assert pose[:3, 2].tolist() == [0.0, 0.0, 0.0] and (pose[3:, 2] > 0.79).all()
+        assert pose[0, 0] == 0.0 and pose[1, 0] == pytest.approx(size[0])
+        assert got["/stagepose/alice/status"].params == [1.0, 13.0]
+
+
+def test_joints_tracked_counts_sent_conf_at_or_above_min_confidence() -> None:
+    conf = np.array([0.0] * 2 + [0.1] * 3 + [0.29] * 2 + [0.3] * 4 + [0.9] * 5)
+    for threshold, expected in ((0.3, 9), (0.0, 14), (0.95, 0)):
+        frame = make_frame(confidence=conf, min_confidence=threshold)
+        got = messages(build_performer_packet(frame, OscDestinationConfig(), SHOW_START, 0.0).datagram)
+        pose = np.array(got["/stagepose/alice/pose"].params).reshape(16, 3)
+        assert got["/stagepose/alice/status"].params[1] == expected
+        assert expected == np.count_nonzero((pose[:, 2] > 0) & (pose[:, 2] >= np.float32(threshold)))
+
+
+def test_record_status_golden_bytes() -> None:
+    from stagepose.show.osc.packets import record_status_message
+
+    assert record_status_message(False, 12) == (b"/stagepose/record\x00\x00\x00,ff\x00" + struct.pack(">ff", 0.0, 12.0))
 
 
 def test_coordinates_pixels_flip_and_stage() -> None:
@@ -290,7 +334,8 @@ def test_network_errors_are_counted_never_raised(receivers, caplog) -> None:
         assert "cannot resolve" in caplog.text and "send error" in caplog.text
         assert "UNRESOLVED" in sink.summary()
         # The operating system refuses the socket (here: closed under the sink): counted, not raised.
-        sink._sock.close()
+        for sock in sink._sockets.values():
+            sock.close()
         assert sink.send_performer(make_frame()) == 0
         stats = {s.name: s for s in sink.stats()}
         assert stats["ok"].send_errors == 1 and "OSError" in stats["ok"].last_error
@@ -327,3 +372,36 @@ def test_smoothed_pose_goes_out_with_quality_and_lost_joints_at_their_last_place
     np.testing.assert_allclose(values[15, :2], joints[15] / (1920, 1080), rtol=1e-5)  # ... at its last place
     assert (values[:15, 2] > 0.5).all()
     assert got["/stagepose/alice/status"].params == [1.0, 15.0]
+
+
+def test_sockets_bind_the_interface_the_destination_needs_and_broadcast_only_when_asked(receivers) -> None:
+    rx = receivers()
+    dests = [
+        OscDestinationConfig(name="td", port=rx.getsockname()[1]),
+        OscDestinationConfig(name="td2", host="localhost", port=rx.getsockname()[1]),
+        OscDestinationConfig(name="all", host="255.255.255.255", port=9, broadcast=True, heartbeat_hz=0),
+    ]
+    with OscSink(dests) as sink:
+        sink.send_performer(make_frame())
+        sink.heartbeat(1, record=(False, 3))
+        stats = {s.name: s for s in sink.stats()}
+        sockets = {key: sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) for key, sock in sink._sockets.items()}
+    local_ip, local_port = stats["td"].local.split(":")
+    assert local_ip == "127.0.0.1" and stats["td2"].local == stats["td"].local  # one loopback socket, shared
+    assert sockets[("127.0.0.1", False)] == 0  # no broadcast unless a destination asks for it
+    assert [on for (_, broadcast), on in sockets.items() if broadcast] == [1]
+    senders, datagrams = set(), []
+    rx.settimeout(RECV_TIMEOUT_S)
+    for _ in range(6):  # two bundles, then heartbeat + record status to each loopback destination
+        data, sender = rx.recvfrom(65536)
+        senders.add(sender)
+        datagrams.append(data)
+    assert senders == {("127.0.0.1", int(local_port))}
+    record = [OscMessage(d) for d in datagrams if d.startswith(b"/stagepose/record")]
+    assert [m.params for m in record] == [[0.0, 3.0], [0.0, 3.0]]
+
+
+def test_broadcast_address_needs_the_broadcast_flag() -> None:
+    with pytest.raises(ValueError, match="broadcast: true"):
+        OscDestinationConfig(host="255.255.255.255")
+    assert not OscDestinationConfig().broadcast

@@ -100,12 +100,32 @@ def test_rtsp_over_udp(rtsp_server: RtspServer) -> None:
 
 def test_camera_that_never_answers_keeps_trying_and_closes_promptly() -> None:
     src = open_source(f"rtsp://127.0.0.1:{free_port()}/nothing", "gone")  # nothing listens there
-    assert _wait_for(lambda: src.health().reconnects >= 2, timeout=5.0)
+    assert _wait_for(lambda: src.health().attempts >= 2, timeout=5.0)
     health = src.health()
     assert health.state is SourceState.CONNECTING  # never came up: not "reconnecting"
+    assert health.reconnects == 0  # no outage: it never delivered
     assert "Connection refused" in (health.last_error or "")
     t0 = time.monotonic()
     src.close()
     assert time.monotonic() - t0 < 2.0
     assert src.health().state is SourceState.ENDED
     assert src.latest(timeout=0) is None
+
+
+def test_recovery_is_quick_once_the_server_is_back_and_each_outage_counts_once(rtsp_server: RtspServer) -> None:
+    recoveries = []
+    with open_source(rtsp_server.url, "cam", stall_timeout_s=1.0) as src:
+        collect_frames(src, 5, timeout=10.0)
+        for outage_s in (8.0, 3.0):  # long enough for the back-off to grow to seconds
+            rtsp_server.kill()
+            time.sleep(outage_s)
+            src.latest(timeout=0)  # a frame decoded before the loss
+            rtsp_server.start()  # returns once the server listens again
+            back = time.monotonic()
+            collect_frames(src, 1, timeout=15.0)
+            recoveries.append(time.monotonic() - back)
+        health = src.health()
+    print(f"recovery after the server returned: {[round(r, 2) for r in recoveries]} s; {health.attempts} attempts")
+    assert health.reconnects == 2  # two outages, however many reopen attempts they took
+    assert health.attempts > health.reconnects
+    assert max(recoveries) <= 2.0

@@ -12,8 +12,7 @@ Names are imported lazily so that ``import stagepose.calibration`` stays cheap (
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from stagepose.lazy import lazy_getattr
 
 _EXPORTS = {
     "CameraCalibration": "stagepose.calibration.files",
@@ -26,9 +25,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'stagepose.calibration' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -10,8 +10,7 @@ Public API (imported lazily, so ``import stagepose.data`` stays light for the CL
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from stagepose.lazy import lazy_getattr
 
 _EXPORTS = {
     "build_dataset": "stagepose.data.registry",
@@ -25,10 +24,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'stagepose.data' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

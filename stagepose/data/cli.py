@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stagepose.data.label import MODES, TEACHERS
+from stagepose.data.label_options import MODES, TEACHERS
 from stagepose.data.spec import SPEC_HELP, Split
 
 

@@ -32,21 +32,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 
 import cv2
 import numpy as np
 
 from stagepose.data.entries import PersonEntry
+from stagepose.data.label_options import MODES, TEACHERS, LabelMode
 from stagepose.data.teacher_labels import TeacherInfo, TeacherLabels, read_labels, write_labels
 from stagepose.errors import ConfigError, DataError
 from stagepose.transforms import apply_affine, box_with_aspect, crop_affine, invert_affine, warp_crop
 
 logger = logging.getLogger(__name__)
 
-LabelMode = Literal["both", "crop", "image"]
-MODES: tuple[str, ...] = ("both", "crop", "image")
-TEACHERS: tuple[str, ...] = ("mediapipe",)
 CROP_CONTEXT = 2.0
 CROP_SIZE = 256
 SAVE_EVERY_S = 60.0

@@ -1,17 +1,23 @@
-"""The paper's networks: blocks, recursive hourglass, stacked network and the preset registry."""
+"""The paper's networks: blocks, recursive hourglass, stacked network and the preset registry.
 
-from stagepose.models.blocks import BottleneckResidual, InvertedResidual
-from stagepose.models.hourglass import Hourglass, StackedHourglass
-from stagepose.models.registry import MODELS, ModelPreset, PaperFigures, build_model, get_preset
+Names are imported lazily so that ``import stagepose.models.cli`` (``stagepose --help``) does not import torch.
+"""
 
-__all__ = [
-    "BottleneckResidual",
-    "InvertedResidual",
-    "Hourglass",
-    "StackedHourglass",
-    "MODELS",
-    "ModelPreset",
-    "PaperFigures",
-    "build_model",
-    "get_preset",
-]
+from __future__ import annotations
+
+from stagepose.lazy import lazy_getattr
+
+_EXPORTS = {
+    "BottleneckResidual": "stagepose.models.blocks",
+    "InvertedResidual": "stagepose.models.blocks",
+    "Hourglass": "stagepose.models.hourglass",
+    "StackedHourglass": "stagepose.models.hourglass",
+    "MODELS": "stagepose.models.registry",
+    "ModelPreset": "stagepose.models.registry",
+    "PaperFigures": "stagepose.models.registry",
+    "build_model": "stagepose.models.registry",
+    "get_preset": "stagepose.models.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

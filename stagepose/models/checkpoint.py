@@ -120,7 +120,13 @@ def load_model_and_metadata(
     state, metadata = load_state(path)
     spec = resolve_preset(metadata, preset, path)
     model = build_model(spec)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensor shapes differ: weights of another preset under this label
+        raise ModelError(
+            f"{path}: weights do not fit preset {spec.name!r} (the file or its sidecar names the wrong preset?): "
+            f"{str(exc).splitlines()[-1].strip()[:300]}"
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         raise ModelError(
             f"{path}: weights do not fit preset {spec.name!r}: "

@@ -1,39 +1,33 @@
 """Deployment of the student: ONNX export with a sidecar, TensorRT engines per GPU, and backends.
 
-Importing this package is cheap: torch, ONNX Runtime, TensorRT and cuda-python are imported only inside
-the functions and backends that use them (`export_onnx` lives in ``stagepose.runtime.export`` and
-imports torch).
+Importing this package is cheap: names are imported lazily (``stagepose --help`` imports
+``stagepose.runtime.cli`` and nothing else), and torch, ONNX Runtime, TensorRT and cuda-python are
+imported only inside the functions and backends that use them (`export_onnx` lives in
+``stagepose.runtime.export`` and imports torch).
 """
 
-from stagepose.runtime.backends import Attempt, Backend, BackendConfig, open_auto, open_backend
-from stagepose.runtime.engines import (
-    EngineKey,
-    EngineRecord,
-    GpuInfo,
-    Manifest,
-    detect_gpu,
-    list_engines,
-    load_manifest,
-    select_engine,
-    tensorrt_version,
-)
-from stagepose.runtime.sidecar import Sidecar, sidecar_path
+from __future__ import annotations
 
-__all__ = [
-    "Attempt",
-    "Backend",
-    "BackendConfig",
-    "EngineKey",
-    "EngineRecord",
-    "GpuInfo",
-    "Manifest",
-    "Sidecar",
-    "detect_gpu",
-    "list_engines",
-    "load_manifest",
-    "open_auto",
-    "open_backend",
-    "select_engine",
-    "sidecar_path",
-    "tensorrt_version",
-]
+from stagepose.lazy import lazy_getattr
+
+_EXPORTS = {
+    "Attempt": "stagepose.runtime.backends",
+    "Backend": "stagepose.runtime.backends",
+    "BackendConfig": "stagepose.runtime.backends",
+    "open_auto": "stagepose.runtime.backends",
+    "open_backend": "stagepose.runtime.backends",
+    "EngineKey": "stagepose.runtime.engines",
+    "EngineRecord": "stagepose.runtime.engines",
+    "GpuInfo": "stagepose.runtime.engines",
+    "Manifest": "stagepose.runtime.engines",
+    "detect_gpu": "stagepose.runtime.engines",
+    "list_engines": "stagepose.runtime.engines",
+    "load_manifest": "stagepose.runtime.engines",
+    "select_engine": "stagepose.runtime.engines",
+    "tensorrt_version": "stagepose.runtime.engines",
+    "Sidecar": "stagepose.runtime.sidecar",
+    "sidecar_path": "stagepose.runtime.sidecar",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,8 @@ from stagepose.hashing import sha256_file
 from stagepose.skeleton import JOINT_NAMES
 
 SIDECAR_FORMAT = 1
+MIN_INPUT_PX = 16
+MAX_INPUT_PX = 4096  # the models are fully convolutional, but a larger input is a typo (100000x100000 is 40 GB)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -109,14 +112,20 @@ class Sidecar:
     def __post_init__(self) -> None:
         if self.format != SIDECAR_FORMAT:
             raise ValueError(f"sidecar format {self.format} is not supported (this stagepose reads {SIDECAR_FORMAT})")
-        if min(self.input_size) <= 0 or min(self.heatmap_size) <= 0:
+        if not all(MIN_INPUT_PX <= side <= MAX_INPUT_PX for side in self.input_size):
+            raise ValueError(f"input_size {list(self.input_size)} must be {MIN_INPUT_PX}..{MAX_INPUT_PX} px per side")
+        if not all(0 < hm <= side for hm, side in zip(self.heatmap_size, self.input_size)):
             raise ValueError(
-                f"input_size {list(self.input_size)} and heatmap_size {list(self.heatmap_size)} must be > 0"
+                f"heatmap_size {list(self.heatmap_size)} must be > 0 and at most input_size {list(self.input_size)}"
             )
-        if not (math.isfinite(self.heatmap_sigma) and self.heatmap_sigma > 0):
+        if not (math.isfinite(self.heatmap_sigma) and 0 < self.heatmap_sigma <= max(self.heatmap_size)):
             raise ValueError(f"field 'heatmap_sigma' must be a number > 0 (heatmap pixels), got {self.heatmap_sigma}")
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"std must be > 0 per channel, got {list(self.std)}")
+        # a NaN mean or std turns every input to NaN: the show would run with every frame LOST
+        if not all(math.isfinite(m) and abs(m) <= 1.0 for m in self.mean):
+            raise ValueError(f"mean must be finite numbers in -1..1 per channel (pixels scaled to 0..1), got "
+                             f"{list(self.mean)}")  # fmt: skip
+        if not all(math.isfinite(s) and 0 < s <= 10.0 for s in self.std):
+            raise ValueError(f"std must be finite numbers in (0, 10] per channel, got {list(self.std)}")
         if tuple(self.joints) != JOINT_NAMES:
             # The runtime decodes channel k as skeleton joint k; any other order would mislabel joints.
             raise ValueError(f"joints must be the MPII order {list(JOINT_NAMES)}, got {list(self.joints)}")
@@ -188,6 +197,31 @@ class Sidecar:
                 f"{self.onnx_sha256[:12]}...): the ONNX was replaced or edited after export. Re-export it "
                 "with `stagepose export --checkpoint CKPT --out " + str(model_path) + "`"
             )
+
+    def check_shapes(self, input_shape: Sequence[Any], output_shape: Sequence[Any], model_path: Path) -> None:
+        """Raise ModelError unless the model's I/O shapes fit this sidecar (dynamic axes pass).
+
+        The sha256 pins the ONNX, not the sidecar: an edited ``input_size`` would otherwise load and fail
+        at the first frame with an ONNX Runtime shape error.
+
+        Args:
+            input_shape: the model input's shape, (N, 3, H, W); a str or None is a dynamic axis.
+            output_shape: the model output's shape, (N, K, h, w).
+            model_path: for the message.
+        """
+        expected = {
+            "input": (input_shape, (None, 3, *self.input_size)),
+            "output": (output_shape, (None, self.num_joints, *self.heatmap_size)),
+        }
+        for name, (actual, wanted) in expected.items():
+            fixed = [a if isinstance(a, int) else None for a in actual]
+            if len(fixed) != len(wanted) or any(a is not None and w is not None and a != w
+                                                for a, w in zip(fixed, wanted)):  # fmt: skip
+                shown = ["N" if w is None else w for w in wanted]
+                raise ModelError(
+                    f"{model_path}: the model's {name} shape {list(actual)} does not match its sidecar "
+                    f"{sidecar_path(model_path)} ({shown}); re-export the model with `stagepose export`"
+                )
 
     def replace(self, **changes: Any) -> Sidecar:
         """A copy with some fields changed (validated again)."""

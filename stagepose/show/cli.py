@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+EXIT_SHOW_FAILED = 3  # `live`: the show ran but no camera delivered a usable frame (all failed or refused)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "live",
         help="run a show: cameras -> pose -> smoothing -> OSC, with a status line per camera",
         description="Run a show until its clips end, Ctrl-C or SIGTERM. Cameras that drop out are "
-        "reported lost and reconnect on their own.",
+        "reported lost and reconnect on their own. Exit code: 0 finished, 2 config or input error, "
+        "3 show failed (no camera delivered a usable frame).",
     )
     live.add_argument("--show", required=True, type=Path, help="show config YAML (see show_configs/)")
     live.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
@@ -21,11 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     check = subparsers.add_parser(
         "check",
-        help="validate a show config without starting it",
-        description="Load the show file, check every field, URI, file and calibration it names.",
+        help="validate a show config without starting it: everything `live` would refuse",
+        description="Load the show file and check every field's type and range, the URIs and paths it names; "
+        "open local clips (size, fps, decodable) and compare calibrations and zones with them; check the NDI "
+        "runtime for ndi:// cameras and that the keypoint record can be written. Exit 0 ok, 2 with one line "
+        "naming file, line and field.",
     )
     check.add_argument("--show", required=True, type=Path, help="show config YAML")
-    check.add_argument("--model", action="store_true", help="also load the model and run one inference")
+    check.add_argument("--model", action="store_true", help="also load the model and sidecar, run one inference")
+    check.add_argument("--print", action="store_true", help="print the resolved config (with every default) as YAML")
     check.set_defaults(func=_check)
 
     replay = subparsers.add_parser(
@@ -55,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _live(args: argparse.Namespace) -> int:
+    """Run the show. Exit code 0: it ran and finished (or was stopped); 2: config or input error
+    (before the show); 3 (``EXIT_SHOW_FAILED``): no camera ever delivered a usable frame."""
     from dataclasses import replace
 
     from stagepose.show.config import load_show
@@ -67,24 +77,39 @@ def _live(args: argparse.Namespace) -> int:
     print(f"stopped: {summary.stopped_by}; frames {summary.frames}; {summary.osc}")
     if args.json:
         print(json.dumps(summary.__dict__, indent=2, default=str))
+    if summary.record_error:
+        print(f"stagepose live: warning: the keypoint record was not writing at the end "
+              f"({summary.record_lines_lost} lines lost): {summary.record_error}", file=sys.stderr)  # fmt: skip
+    if summary.show_failed:  # a supervisor must tell this from a show that ran and finished
+        why = "; ".join(f"{cid}: {reason}" for cid, reason in summary.cameras_without_frames.items())
+        print(f"stagepose live: show failed: no camera delivered a usable frame ({why})", file=sys.stderr)
+        return EXIT_SHOW_FAILED
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
+    from stagepose.show.check import check_show
     from stagepose.show.config import load_show
 
     show = load_show(args.show)
-    print(f"{args.show}: ok: show {show.show!r}, {len(show.active_cameras)} active camera(s)")
+
+    def report(line: str) -> None:
+        # With --print the whole output stays one valid YAML document: the report lines are comments.
+        print(f"# {line.strip()}" if args.print else line)
+
+    if args.print:
+        import yaml
+
+        from stagepose.config import to_dict
+
+        print(yaml.safe_dump(to_dict(show), sort_keys=False, allow_unicode=True, default_flow_style=None), end="")
     for camera in show.cameras:
         state = "" if camera.enabled else " (disabled)"
-        print(f"  camera {camera.id}: {camera.uri} -> performer {camera.performer}{state}")
+        report(f"  camera {camera.id}: {camera.uri} -> performer {camera.performer}{state}")
     for dest in show.outputs.osc:
-        print(f"  osc {dest.name}: {dest.host}:{dest.port} coords={dest.coords}")
-    if args.model:
-        from stagepose.show.live import open_show_backend
-
-        with open_show_backend(show) as backend:
-            print(f"  model: {backend.describe()}")
+        report(f"  osc {dest.name}: {dest.host}:{dest.port} coords={dest.coords}")
+    check_show(show, args.show, model=args.model, report=report)
+    report(f"{args.show}: ok: show {show.show!r}, {len(show.active_cameras)} active camera(s)")
     return 0
 
 
@@ -92,7 +117,7 @@ def _replay(args: argparse.Namespace) -> int:
     from stagepose.show.config import load_show
     from stagepose.show.replay import run_replay
 
-    show = load_show(args.show)
+    show = load_show(args.show, replay_inputs=len(args.input))  # the inputs replace the cameras' feeds
     summary = run_replay(
         show, args.input, args.out, realtime=args.realtime, send_osc=args.osc, rts=args.rts,
         progress=not args.no_progress,

@@ -1,20 +1,22 @@
 """The show config: one YAML file that says which cameras, model, smoothing and outputs a show uses.
 
 Loaded with ``safe_load`` into frozen dataclasses (``stagepose.config``); anything wrong is a
-``ConfigError`` naming the file, line and field and what is allowed. Relative paths (clips, models,
-calibration files, the record) are relative to the show file's folder, so a show folder can be
-copied between machines. ``stagepose check --show FILE`` runs all of this without starting anything.
+``ConfigError`` naming the file, line and field and what is allowed. Every number has a range, so a
+value the live loop could not use (``threads: -5``, ``stall_timeout_s: 1e308``) is refused here, not
+mid-show. Relative paths (clips, models, calibration files, the record) are relative to the show
+file's folder, so a show folder can be copied between machines. ``stagepose check --show FILE`` runs
+all of this and the checks that need the media and the model (`stagepose.show.check`).
 """
 
 from __future__ import annotations
 
 import math
-import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from stagepose.config import Source, from_dict, load_yaml
+from stagepose.config import KeyPath, Source, check_range, format_path, from_dict, load_yaml, resolve_path
 from stagepose.errors import ConfigError
 from stagepose.show.filters import SmoothingConfig
 from stagepose.show.osc import OscDestinationConfig, validate_performer_name
@@ -22,6 +24,17 @@ from stagepose.show.record import RecordConfig
 from stagepose.show.sources.uri import parse_source_uri
 from stagepose.show.telemetry import TelemetryConfig
 from stagepose.show.tracking import TrackingConfig
+
+MAX_STALL_TIMEOUT_S = 3600.0  # longer is "never": the stall watchdog would wait past the show
+MAX_ZONE_PX = 100_000.0  # no camera is wider; beyond this a zone point is a typo
+MAX_THREADS = 256
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
+_FILE_SCHEME = re.compile(r"^file://", re.IGNORECASE)
+_OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+_URI_MISSING = (
+    "required field is missing: the camera's address (rtsp://, ndi://, a video file or webcam:N); "
+    "only `stagepose replay --input VIDEO` runs without one"
+)
 
 
 @dataclass(frozen=True)
@@ -31,11 +44,13 @@ class CameraConfig:
     Attributes:
         id: short name used in logs, telemetry and the record (unique per show).
         uri: the feed: ``rtsp://...``, ``ndi://SOURCE NAME[?ips=...]``, ``file://PATH`` (or a path) with
-            ``?loop=true&pacing=realtime|fast``, or ``webcam:0``.
+            ``?loop=true&pacing=realtime|fast``, or ``webcam:0``. Optional only for ``stagepose replay``,
+            whose ``--input`` videos replace the feeds.
         performer: the performer this camera follows; OSC addresses use it (``/stagepose/<performer>/...``).
         zone: optional image polygon [[x, y], ...] (pixels, 3+ points) where the performer is looked for.
         calibration: optional calibration YAML (``stagepose calibrate``) for undistortion and stage metres.
-        stall_timeout_s: no frame for this long reports the camera stalled and reopens live feeds.
+        stall_timeout_s: no frame for this long reports the camera stalled and reopens live feeds
+            (at most an hour).
         enabled: false leaves the camera out without deleting its section.
     """
 
@@ -51,10 +66,13 @@ class CameraConfig:
         if not self.id or not self.id.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"id {self.id!r} must be letters, digits, '-' or '_'")
         validate_performer_name(self.performer)
-        if self.zone is not None and len(self.zone) < 3:
-            raise ValueError(f"zone needs at least 3 points [x, y], got {len(self.zone)}")
-        if not (math.isfinite(self.stall_timeout_s) and self.stall_timeout_s > 0):
-            raise ValueError(f"stall_timeout_s must be > 0, got {self.stall_timeout_s}")
+        if self.zone is not None:
+            if len(self.zone) < 3:
+                raise ValueError(f"zone needs at least 3 points [x, y], got {len(self.zone)}")
+            for i, point in enumerate(self.zone):
+                if not all(math.isfinite(v) and abs(v) <= MAX_ZONE_PX for v in point):
+                    raise ValueError(f"zone point {i} {list(point)} must be finite pixel coordinates")
+        check_range("stall_timeout_s", self.stall_timeout_s, 0.0, MAX_STALL_TIMEOUT_S, low_open=True, unit=" s")
 
 
 @dataclass(frozen=True)
@@ -69,7 +87,7 @@ class ModelConfig:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         fp16: half precision on the GPU (ignored on the CPU).
         cuda_graph: replay CUDA graphs (TensorRT, torch on CUDA).
-        threads: CPU threads for inference (null: all usable cores, at most 8).
+        threads: CPU threads for inference, 1..256 (null: all usable cores, at most 8).
         engines_dir: where TensorRT engines are cached (null: beside the ONNX file).
         build_engine_if_missing: build a TensorRT engine at start-up when none fits this GPU (minutes).
     """
@@ -82,6 +100,12 @@ class ModelConfig:
     threads: int | None = None
     engines_dir: str | None = None
     build_engine_if_missing: bool = False
+
+    def __post_init__(self) -> None:
+        if not _DEVICE.match(self.device):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (N = GPU index), got {self.device!r}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ValueError(f"threads must be 1..{MAX_THREADS} (or null for all usable cores), got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +128,10 @@ class RunConfig:
 
     stop_when_sources_end: bool = True
     max_duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_duration_s is not None:
+            check_range("max_duration_s", self.max_duration_s, 0.0, 7 * 24 * 3600.0, low_open=True, unit=" s")
 
 
 @dataclass(frozen=True)
@@ -144,17 +172,29 @@ class ShowConfig:
         return [c for c in self.cameras if c.enabled]
 
     def resolve(self, path: str | Path) -> Path:
-        """A path from the config, made absolute against the show file's folder."""
-        path = Path(path).expanduser()
-        return path if path.is_absolute() else Path(os.path.normpath(Path(self.base_dir) / path))
+        """A path from the config, made absolute against the show file's folder.
+
+        Raises:
+            ConfigError: the path cannot be used (unknown ``~user``, symlink loop, too long); `load_show`
+                has checked every path of the file, so this only fires for paths from elsewhere.
+        """
+        try:
+            return resolve_path(path, self.base_dir)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def needs_stage_calibration(self) -> bool:
         return any(d.coords == "stage" for d in self.outputs.osc)
 
 
-def load_show(path: str | Path) -> ShowConfig:
-    """Load and validate a show file: types, camera URIs, and that every named file exists.
+def load_show(path: str | Path, *, replay_inputs: int = 0) -> ShowConfig:
+    """Load and validate a show file: types, ranges, camera URIs, and that every named file exists.
+
+    Args:
+        path: the show YAML.
+        replay_inputs: number of ``stagepose replay --input`` videos; they replace the feeds of the first
+            that many active cameras, which therefore need no (or no reachable) ``uri``.
 
     Raises:
         ConfigError: with ``FILE:LINE: field '...': what is wrong`` for the first problem found.
@@ -163,31 +203,71 @@ def load_show(path: str | Path) -> ShowConfig:
     data, source = load_yaml(path)
     if isinstance(data, dict) and "base_dir" in data:
         raise ConfigError(f"{source.where(('base_dir',))}: field 'base_dir': set by stagepose, not in the file")
+    replaced = _replaced_cameras(data, replay_inputs)
+    for i in replaced:
+        data["cameras"][i].setdefault("uri", "")
     config = from_dict(ShowConfig, data, source)
     config = replace(config, base_dir=str(path.resolve().parent))
-    _check_files(config, source)
+    _check_files(config, source, replaced)
     return config
 
 
-def _check_files(config: ShowConfig, source: Source) -> None:
-    """Check URIs and that files the show names exist, pointing at the line that names them."""
+def _replaced_cameras(data: Any, replay_inputs: int) -> set[int]:
+    """Indexes (in 'cameras') of the active cameras whose feeds the replay inputs replace."""
+    cameras = data.get("cameras") if isinstance(data, dict) else None
+    if not replay_inputs or not isinstance(cameras, list):
+        return set()
+    active = [i for i, c in enumerate(cameras) if isinstance(c, dict) and c.get("enabled", True) is not False]
+    return set(active[:replay_inputs])
+
+
+def _field_error(source: Source, key: KeyPath, message: str) -> ConfigError:
+    return ConfigError(f"{source.where(key)}: field '{format_path(key)}': {message}")
+
+
+def _resolve(config: ShowConfig, source: Source, key: KeyPath, value: str) -> Path:
+    try:
+        return resolve_path(value, config.base_dir)
+    except ValueError as exc:
+        raise _field_error(source, key, str(exc)) from None
+
+
+def _check_uri(config: ShowConfig, source: Source, i: int, uri: str) -> None:
+    key = ("cameras", i, "uri")
+    text = uri.strip()
+    if _FILE_SCHEME.match(text) or not _OTHER_SCHEME.match(text):
+        # a file: check the path part first, for a clear message on '~user', loops and long paths
+        _resolve(config, source, key, _FILE_SCHEME.sub("", text).partition("?")[0] or text)
+    try:
+        parse_source_uri(uri, base_dir=config.base_dir)  # also checks that a video file exists
+    except ValueError as exc:
+        raise _field_error(source, key, str(exc)) from None
+    except (OSError, RuntimeError) as exc:  # resolving the file failed in a way the checks above missed
+        raise _field_error(source, key, f"cannot use {uri[:200]!r}: {exc}") from None
+
+
+def _check_files(config: ShowConfig, source: Source, replaced: set[int]) -> None:
+    """Check URIs and the paths the show names, pointing at the line that names them."""
     for i, camera in enumerate(config.cameras):
-        where = source.where(("cameras", i, "uri"))
-        try:
-            parse_source_uri(camera.uri, base_dir=config.base_dir)  # also checks that a video file exists
-        except ValueError as exc:
-            raise ConfigError(f"{where}: field 'cameras[{i}].uri': {exc}") from None
-        if camera.calibration is not None and not config.resolve(camera.calibration).is_file():
-            raise ConfigError(
-                f"{source.where(('cameras', i, 'calibration'))}: field 'cameras[{i}].calibration': "
-                f"{config.resolve(camera.calibration)} not found; make one with `stagepose calibrate`"
-            )
-    model_path = config.resolve(config.model.path)
+        if i not in replaced:
+            if not camera.uri.strip():
+                raise _field_error(source, ("cameras", i, "uri"), _URI_MISSING)
+            _check_uri(config, source, i, camera.uri)
+        if camera.calibration is not None:
+            calibration = _resolve(config, source, ("cameras", i, "calibration"), camera.calibration)
+            if not calibration.is_file():
+                raise _field_error(source, ("cameras", i, "calibration"),
+                                   f"{calibration} not found; make one with `stagepose calibrate`")  # fmt: skip
+    model_path = _resolve(config, source, ("model", "path"), config.model.path)
     if not model_path.is_file():
         raise ConfigError(
             f"{source.where(('model', 'path'))}: field 'model.path': {model_path} not found; "
             "export one with `stagepose export --checkpoint CKPT --out engines/NAME.onnx`"
         )
+    if config.model.engines_dir is not None:
+        _resolve(config, source, ("model", "engines_dir"), config.model.engines_dir)
+    if config.outputs.record.path is not None:
+        _resolve(config, source, ("outputs", "record", "path"), config.outputs.record.path)
     if config.needs_stage_calibration:
         missing = [c.id for c in config.active_cameras if c.calibration is None]
         if missing:

@@ -2,8 +2,11 @@
 
 The loop polls every camera without blocking (one dead camera never holds up the others), batches
 the newest frames into one inference call, sends OSC, appends the keypoint record and redraws the
-status board. A camera that stops delivering is reported lost (OSC status and the board) while its
-source reconnects on its own thread; when frames return it is tracked again.
+status board. A camera that stops delivering, never connects, fails, or whose frames are refused
+(calibration does not fit) is reported lost: ``/status 0`` every ``LOST_STATUS_INTERVAL_S``, the
+board, and a ``camera_lost`` / ``camera_failed`` record event with the reason. Its source reconnects
+on its own thread; when frames return it is tracked again. The record is secondary: a write error is
+shown on the board, logged and sent as ``/stagepose/record 0 ...``, and the show goes on.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ class LiveSummary:
     backend: str = ""
     stopped_by: str = ""
     osc: str = ""
+    cameras_without_frames: dict[str, str] = field(default_factory=dict)
+    record_error: str | None = None
+    record_lines_lost: int = 0
+
+    @property
+    def show_failed(self) -> bool:
+        """No camera delivered a single usable frame (all failed, never connected, or were refused)."""
+        return not any(self.frames.values())
 
 
 def backend_config(show: ShowConfig) -> BackendConfig:
@@ -111,6 +122,7 @@ def performer_frame(result: PoseResult, show: ShowConfig, t_send: float, pipelin
         tracked=result.tracked,
         joints_stage=result.joints_stage,
         floor_position=result.floor,
+        min_confidence=show.tracking.min_confidence,
     )
 
 
@@ -162,9 +174,9 @@ class _LiveLoop:
         self.recorder: KeypointRecorder | None = None
         if show.outputs.record.path:
             self.recorder = stack.enter_context(
-                KeypointRecorder(
+                KeypointRecorder.from_config(
                     show.resolve(show.outputs.record.path),
-                    show.outputs.record.flush_interval_s,
+                    show.outputs.record,
                     metadata={"show": show.show, "backend": self.backend_label},
                 )
             )
@@ -174,21 +186,28 @@ class _LiveLoop:
             )
             for c in self.cameras
         }
-        self.pipeline = PosePipeline(show, backend, self.cameras)
+        self.pipeline = PosePipeline(show, backend, self.cameras, timing_window=show.telemetry.window_frames)
         self.stats = {c.id: CameraStats(c.id, window=show.telemetry.window_frames) for c in self.cameras}
-        self.board = StatusBoard(status_stream, show.telemetry.status_interval_s, show.telemetry.status_line)
-        self.last_lost_sent = {c.id: 0.0 for c in self.cameras}
+        self.board = stack.enter_context(  # log lines print above the board on a terminal
+            StatusBoard(status_stream, show.telemetry.status_interval_s, show.telemetry.status_line)
+        )
+        self.last_lost_sent = {c.id: -float("inf") for c in self.cameras}
         self.was_live = {c.id: False for c in self.cameras}
+        self.reported: dict[str, str | None] = {c.id: None for c in self.cameras}  # the problem on record
+        self.started = time.monotonic()
 
     def run(self, stop: threading.Event) -> LiveSummary:
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         stopped_by = "stop requested"
         while not stop.is_set():
             processed = self._process_new_frames()
             healths = {cid: src.health() for cid, src in self.sources.items()}
             now = time.monotonic()
             self._watch_cameras(healths, now)
-            self.sink.heartbeat(performers_tracked=sum(1 for s in self.stats.values() if s.tracked))
+            self.sink.heartbeat(
+                performers_tracked=sum(1 for s in self.stats.values() if s.tracked),
+                record=None if self.recorder is None else (self.recorder.error is None, self.recorder.lines_lost),
+            )
             if self.board.due(now):
                 self._draw(healths, now - started)
             if self.show.run.stop_when_sources_end and all(h.state.finished for h in healths.values()):
@@ -199,9 +218,17 @@ class _LiveLoop:
                 break
             if not processed:
                 time.sleep(IDLE_SLEEP_S)
-        self._draw({cid: src.health() for cid, src in self.sources.items()}, time.monotonic() - started)
+        healths = {cid: src.health() for cid, src in self.sources.items()}
+        self._draw(healths, time.monotonic() - started)
         return LiveSummary(
             frames={cid: s.processed for cid, s in self.stats.items()},
+            cameras_without_frames={
+                c.id: self._problem(c, healths[c.id], float("inf")) or "no frame"
+                for c in self.cameras
+                if not self.stats[c.id].processed
+            },
+            record_error=None if self.recorder is None else self.recorder.error,
+            record_lines_lost=0 if self.recorder is None else self.recorder.lines_lost,
             latency_ms={cid: latency_summary(list(s.latencies_ms)) for cid, s in self.stats.items()},
             stage_ms={k: latency_summary(v) for k, v in self.pipeline.times.ms.items()},
             backend=self.backend_label,
@@ -224,32 +251,62 @@ class _LiveLoop:
                 _record(self.recorder, result, latency_ms)
         return True
 
+    def _problem(self, camera: CameraConfig, health: SourceHealth, now: float) -> str | None:
+        """Why ``camera`` gives no pose now, or None (delivering, still starting, or a file that ended)."""
+        state = health.state
+        refused = self.pipeline.cameras[camera.id].error
+        if state == SourceState.LIVE:
+            return None if refused is None else f"frames refused: {refused}"
+        if state == SourceState.ENDED:
+            return None
+        if state == SourceState.CONNECTING:
+            # Give a camera its stall timeout to come up before calling it lost (unless it already failed).
+            if health.last_error is None and now - self.started < camera.stall_timeout_s:
+                return None
+            return f"never connected: {health.last_error or 'no frame yet'}"
+        return health.last_error or state.value
+
     def _watch_cameras(self, healths: dict[str, SourceHealth], now: float) -> None:
-        """Report cameras that stopped delivering (log, record, OSC 'lost' every second) and their return."""
+        """Report cameras that give no pose (log, record, OSC 'lost' at the lost rate) and their return."""
         for camera in self.cameras:
-            state = healths[camera.id].state
-            if state == SourceState.LIVE:
-                if not self.was_live[camera.id] and self.stats[camera.id].processed and self.recorder:
+            health = healths[camera.id]
+            state = health.state
+            problem = self._problem(camera, health, now)
+            if state == SourceState.LIVE and problem is None:
+                if self.reported[camera.id] is not None and self.recorder is not None:
                     self.recorder.write_event("camera_resumed", camera=camera.id)
+                self.reported[camera.id] = None
                 self.was_live[camera.id] = True
                 continue
-            if state in (SourceState.CONNECTING, SourceState.ENDED):
+            if state == SourceState.ENDED:
                 continue
-            if self.was_live[camera.id]:
-                log.warning("camera %r %s: %s", camera.id, state.value, healths[camera.id].last_error)
-                if self.recorder is not None:
-                    self.recorder.write_event("camera_lost", camera=camera.id, state=state.value)
+            if self.was_live[camera.id] and state != SourceState.LIVE:
                 self.pipeline.reset_camera(camera.id)  # its next frames may come after a long gap
                 self.stats[camera.id].tracked = False
                 self.was_live[camera.id] = False
+            if problem is not None:
+                self._report(camera, state, problem)
             if now - self.last_lost_sent[camera.id] >= LOST_STATUS_INTERVAL_S:
                 camera_state = self.pipeline.cameras[camera.id]
                 size = camera_state.image_size or (1, 1)
                 self.sink.send_performer(_lost_frame(camera.performer, camera_state.results, size))
                 self.last_lost_sent[camera.id] = now
 
+    def _report(self, camera: CameraConfig, state: SourceState, problem: str) -> None:
+        """Log and record a camera's problem once per outage (and once more if it then fails for good)."""
+        kind = "camera_failed" if state == SourceState.FAILED else "camera_lost"
+        if self.reported[camera.id] in (kind, "camera_failed"):
+            return
+        log.warning("camera %r (performer %r) %s: %s", camera.id, camera.performer, state.value, problem)
+        if self.recorder is not None:
+            shown = "refused" if problem.startswith("frames refused") else state.value
+            self.recorder.write_event(kind, camera=camera.id, performer=camera.performer, state=shown, reason=problem)
+        self.reported[camera.id] = kind
+
     def _draw(self, healths: dict[str, SourceHealth], elapsed_s: float) -> None:
         header = f"stagepose live: {self.show.show}  {elapsed_s:7.1f} s   (Ctrl-C stops)"
+        if self.recorder is not None and self.recorder.error is not None:
+            header += f"   RECORD NOT WRITING ({self.recorder.lines_lost} lines lost): {self.recorder.error}"
         self.board.show(header, _statuses(self.cameras, healths, self.stats, self.pipeline), self.backend_label)
 
 

@@ -8,10 +8,11 @@ model's share of the frame time is visible.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from stagepose.transforms import INPUT_MEAN, INPUT_STD, crop_affine, to_model_in
 log = logging.getLogger(__name__)
 
 STAGES = ("crop", "infer", "decode", "filter")
+DEFAULT_TIMING_WINDOW = 3000  # batches of stage timings kept by default (constant memory in a long show)
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,42 @@ class CameraState:
     error: str | None = None
 
 
-@dataclass
 class StageTimes:
-    """Milliseconds per pipeline stage, per processed batch (kept for summaries)."""
+    """Milliseconds per pipeline stage over the last ``window`` batches (None: every batch).
 
-    ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    A live show runs for hours, so it keeps a window (constant memory); replay keeps every batch for
+    its histogram.
+    """
+
+    def __init__(self, window: int | None = DEFAULT_TIMING_WINDOW) -> None:
+        if window is not None and window < 1:
+            raise ValueError(f"window must be >= 1 (or None: keep all), got {window}")
+        self.window = window
+        self.ms: dict[str, collections.deque[float]] = {s: collections.deque(maxlen=window) for s in STAGES}
 
     def add(self, stage: str, seconds: float) -> None:
-        self.ms.setdefault(stage, []).append(seconds * 1e3)
+        if stage not in self.ms:
+            self.ms[stage] = collections.deque(maxlen=self.window)
+        self.ms[stage].append(seconds * 1e3)
 
 
 class PosePipeline:
     """Crop, infer, decode, track and smooth a batch of frames from several cameras."""
 
-    def __init__(self, show: ShowConfig, backend: Backend, cameras: Sequence[CameraConfig] | None = None) -> None:
+    def __init__(
+        self,
+        show: ShowConfig,
+        backend: Backend,
+        cameras: Sequence[CameraConfig] | None = None,
+        *,
+        timing_window: int | None = DEFAULT_TIMING_WINDOW,
+    ) -> None:
+        """Args:
+        show: tracking, smoothing and calibration settings.
+        backend: the opened model.
+        cameras: the cameras to expect (default: the show's active cameras).
+        timing_window: batches of stage timings kept in ``times`` (None: all, for finite replays).
+        """
         self.show = show
         self.backend = backend
         height, width = backend.input_size
@@ -98,7 +122,7 @@ class PosePipeline:
         self.std = tuple(sidecar.std) if sidecar else INPUT_STD
         # decode with the sigma the model was trained with (from its sidecar or weights)
         self.codec = HeatmapCodec((width, height), (width // 4, height // 4), sigma=backend.heatmap_sigma)
-        self.times = StageTimes()
+        self.times = StageTimes(timing_window)
         self.cameras: dict[str, CameraState] = {}
         for camera in cameras if cameras is not None else show.active_cameras:
             zone = None if camera.zone is None else np.asarray(camera.zone, dtype=np.float32)

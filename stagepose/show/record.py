@@ -1,38 +1,75 @@
 """The keypoint record: every processed frame, appended as one JSON line and flushed often.
 
-JSON Lines survive a crash: at most the line being written is lost, and the file is flushed and
-fsynced at least every ``flush_interval_s`` so a power cut loses at most that much. Each line holds
+JSON Lines survive a crash: at most the line being written is lost, and the file is fsynced at
+least every ``flush_interval_s`` so a power cut loses at most that much. The record is a secondary
+output: a write error (disk full) is reported and retried, never raised into the show, and the
+file keeps whole lines only. Long shows rotate it by size or age (``RecordConfig``). Each line holds
 the time, camera, performer, raw and smoothed joints with confidences, so rehearsal footage can be
 re-analysed and a show's output audited later.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import math
 import os
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any, Self
 
 import numpy as np
 
 from stagepose.errors import ConfigError
 from stagepose.skeleton import JOINT_NAMES
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RecordConfig:
-    """Where the record goes (None: no record) and how often it is flushed to disk."""
+    """Where the record goes (None: no record), how often it is flushed, when it rotates.
+
+    Attributes:
+        path: the JSON Lines file. With rotation, parts are written next to it as
+            ``<stem>.0001<suffix>``, ``<stem>.0002<suffix>`` ... (numbering continues after the parts
+            already there, so a restarted show never appends to an old part); each part starts with
+            its own header line.
+        flush_interval_s: flush and fsync at least this often (a power cut loses at most this much).
+        rotate_mb: start a new part once the current one holds this many megabytes (None: never).
+            A camera-hour is about 100 MB.
+        rotate_minutes: start a new part once the current one is this old (None: never).
+        retry_interval_s: after a write error (disk full, file-size limit) the record is a secondary
+            output: lines are dropped and counted, and writing is tried again at most this often.
+    """
 
     path: str | None = None
     flush_interval_s: float = 1.0
+    rotate_mb: float | None = None
+    rotate_minutes: float | None = None
+    retry_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 < self.flush_interval_s <= 1.0:
             raise ValueError(f"flush_interval_s must be in (0, 1], got {self.flush_interval_s}")
+        if self.rotate_mb is not None and not (math.isfinite(self.rotate_mb) and 0.001 <= self.rotate_mb <= 1e6):
+            raise ValueError(f"rotate_mb must be in 0.001..1000000 (or null: never), got {self.rotate_mb}")
+        if self.rotate_minutes is not None and not (
+            math.isfinite(self.rotate_minutes) and 0.01 <= self.rotate_minutes <= 10_080
+        ):
+            raise ValueError(f"rotate_minutes must be in 0.01..10080 (or null: never), got {self.rotate_minutes}")
+        if not (math.isfinite(self.retry_interval_s) and 0.1 <= self.retry_interval_s <= 600):
+            raise ValueError(f"retry_interval_s must be in 0.1..600, got {self.retry_interval_s}")
+
+    @property
+    def rotates(self) -> bool:
+        return self.rotate_mb is not None or self.rotate_minutes is not None
 
 
 def _points(values: np.ndarray | None, digits: int = 2) -> list[list[float | None]] | None:
@@ -49,23 +86,80 @@ def _scalars(values: np.ndarray | None, digits: int = 3) -> list[float | None] |
 
 
 class KeypointRecorder:
-    """Append-only JSON Lines writer; a context manager that closes (and flushes) on exit."""
+    """Append-only JSON Lines writer; a context manager that closes (and flushes) on exit.
 
-    def __init__(self, path: str | Path, flush_interval_s: float = 1.0, metadata: dict[str, Any] | None = None):
-        self.path = Path(path)
+    Lines go to the file with one unbuffered write each, so a write that fails (disk full, file-size
+    limit) is cut back to the last whole line and the file stays valid JSON Lines. After a failure
+    the recorder never raises: it drops lines (``lines_lost``), reports (``error``, the log) and tries
+    again every ``retry_interval_s``; when writing works again it notes a ``record_resumed`` event.
+
+    Args:
+        path: the record file (with rotation: the name its parts are derived from, see `RecordConfig`).
+        flush_interval_s: fsync at least this often.
+        metadata: extra fields of every header line.
+        rotate_bytes, rotate_s: start a new part at this size or age (None: never).
+        retry_interval_s: after a write error, the least time between two tries.
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        flush_interval_s: float = 1.0,
+        metadata: dict[str, Any] | None = None,
+        *,
+        rotate_bytes: int | None = None,
+        rotate_s: float | None = None,
+        retry_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.base_path = Path(path)
+        self.path = self.base_path
         self.flush_interval_s = flush_interval_s
         self._metadata = metadata or {}
-        self._handle: IO[str] | None = None
+        self._rotate_bytes = rotate_bytes
+        self._rotate_s = rotate_s
+        self._retry_interval_s = retry_interval_s
+        self._clock = clock
+        self._entered = False
+        self._fd: int | None = None
+        self._size = 0  # bytes of whole lines in the current part
+        self._opened_at = 0.0
+        self._part = 0
         self._last_flush = 0.0
+        self._next_retry = 0.0
+        self._last_error_log = -math.inf
+        self.paths: list[Path] = []
         self.lines_written = 0
+        self.lines_lost = 0
+        self.write_errors = 0
+        self.error: str | None = None  # the current write failure, None while writing works
 
-    def __enter__(self) -> KeypointRecorder:
+    @classmethod
+    def from_config(cls, path: str | Path, config: RecordConfig, metadata: dict[str, Any] | None = None) -> Self:
+        """A recorder with the flush, rotation and retry settings of ``config`` (``path`` resolved)."""
+        return cls(
+            path,
+            config.flush_interval_s,
+            metadata,
+            rotate_bytes=None if config.rotate_mb is None else int(config.rotate_mb * 1e6),
+            rotate_s=None if config.rotate_minutes is None else config.rotate_minutes * 60.0,
+            retry_interval_s=config.retry_interval_s,
+        )
+
+    @property
+    def rotates(self) -> bool:
+        return self._rotate_bytes is not None or self._rotate_s is not None
+
+    def __enter__(self) -> Self:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "a", encoding="utf-8")
+            self.base_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.rotates:
+                self._part = _last_part(self.base_path)
+            self._open_part()
         except OSError as exc:
             raise ConfigError(f"keypoint record {self.path}: cannot open for writing: {exc}") from None
-        self._write({"type": "header", "joints": list(JOINT_NAMES), "opened": time.time(), **self._metadata})
+        self._entered = True
         return self
 
     def write_frame(
@@ -106,28 +200,121 @@ class KeypointRecorder:
         self._write({"type": kind, "t": round(time.time(), 6), **fields})
 
     def _write(self, record: dict[str, Any]) -> None:
-        if self._handle is None:
+        if not self._entered:
             raise RuntimeError("KeypointRecorder used outside its `with` block")
-        self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        now = self._clock()
+        if self.error is not None:
+            if now < self._next_retry:
+                self.lines_lost += 1
+                return
+            self._next_retry = now + self._retry_interval_s
+        try:
+            if self._fd is None or self._rotation_due(now):
+                self._open_part()
+            if self.error is not None:
+                lost = self.lines_lost
+                self._append({"type": "record_resumed", "t": round(time.time(), 6), "lines_lost": lost,
+                              "after_error": self.error})  # fmt: skip
+                log.warning("keypoint record %s: writing again (%d lines lost)", self.path, lost)
+                self.error = None
+            self._append(record)
+            if now - self._last_flush >= self.flush_interval_s:
+                os.fsync(self._fd)  # type: ignore[arg-type]
+                self._last_flush = now
+        except OSError as exc:
+            self._failed(exc, now)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """Write one whole line or nothing: a partial write is cut back off before raising."""
+        if self._fd is None:
+            raise OSError(f"{self.path} is not open")
+        data = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+        done = 0
+        try:
+            while done < len(data):
+                n = os.write(self._fd, data[done:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, "no byte written")
+                done += n
+        except OSError:
+            if done:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._size)  # drop the torn line; keep whole lines only
+            raise
+        self._size += len(data)
         self.lines_written += 1
-        now = time.monotonic()
-        if now - self._last_flush >= self.flush_interval_s:
-            self.flush()
-            self._last_flush = now
+
+    def _failed(self, exc: OSError, now: float) -> None:
+        self.write_errors += 1
+        self.lines_lost += 1
+        first = self.error is None
+        self.error = f"{type(exc).__name__} {exc.errno}: {exc.strerror or exc}" if exc.errno else str(exc)
+        self._next_retry = now + self._retry_interval_s
+        if first or now - self._last_error_log >= 60.0:
+            log.error(
+                "keypoint record %s: write failed (%s); the show goes on without it, retrying every %.0f s",
+                self.path, self.error, self._retry_interval_s,
+            )  # fmt: skip
+            self._last_error_log = now
+
+    def _rotation_due(self, now: float) -> bool:
+        return (self._rotate_bytes is not None and self._size >= self._rotate_bytes) or (
+            self._rotate_s is not None and now - self._opened_at >= self._rotate_s
+        )
+
+    def _open_part(self) -> None:
+        """Open the record (or, with rotation, its next part) and write the header line."""
+        self._close_fd()
+        if self.rotates:
+            self._part += 1
+            self.path = part_path(self.base_path, self._part)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
+        self._opened_at = self._clock()
+        self.paths.append(self.path)
+        header = {"type": "header", "joints": list(JOINT_NAMES), "opened": time.time(), **self._metadata}
+        if self.rotates:
+            header["part"] = self._part
+        try:
+            self._append(header)
+        except OSError:  # the next try opens the same file again and writes its header first
+            self._close_fd()
+            self.paths.pop()
+            self._part -= 1 if self.rotates else 0
+            raise
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+            os.close(fd)
 
     def flush(self) -> None:
-        """Push buffered lines to the disk (not just the OS cache)."""
-        if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+        """Push written lines to the disk (not just the OS cache); errors are reported, not raised."""
+        if self._fd is not None:
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._failed(exc, self._clock())
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._handle is not None:
-            self.flush()
-            self._handle.close()
-            self._handle = None
+        self._entered = False
+        self._close_fd()
+
+
+def part_path(base: Path, part: int) -> Path:
+    """The file of rotation part ``part`` (1-based): ``keypoints.jsonl`` -> ``keypoints.0003.jsonl``."""
+    return base.with_name(f"{base.stem}.{part:04d}{base.suffix}")
+
+
+def _last_part(base: Path) -> int:
+    """The highest part number already next to ``base`` (0 if none)."""
+    pattern = re.compile(re.escape(base.stem) + r"\.(\d{4,})" + re.escape(base.suffix) + "$")
+    numbers = [int(m.group(1)) for f in base.parent.glob(f"{base.stem}.*") if (m := pattern.match(f.name))]
+    return max(numbers, default=0)
 
 
 def read_record(path: str | Path) -> list[dict[str, Any]]:

@@ -90,7 +90,7 @@ def run_replay(
     started = time.perf_counter()
     latencies: list[float] = []
     try:
-        pipeline = PosePipeline(show, backend, cameras)
+        pipeline = PosePipeline(show, backend, cameras, timing_window=None)  # a finite replay: every frame
         record_path = out_dir / "keypoints.jsonl"
         if record_path.exists():
             record_path.unlink()  # a replay writes a fresh record

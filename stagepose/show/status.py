@@ -1,16 +1,22 @@
 """The terminal status board: one line per camera, refreshed in place on a terminal.
 
-On a terminal the block is redrawn where it stands; when output goes to a file or a pipe (a systemd
-journal, CI), each refresh prints plain lines, so the log keeps the history.
+On a terminal the block is redrawn where it stands, and while the board is entered (``with board:``) log
+lines that go to a terminal print above it (the board is cleared, the line written, the board redrawn
+below it), so neither overwrites the other. When output goes to a file or a pipe (a systemd journal, CI),
+each refresh prints plain lines and logging is left alone, so the log keeps the history.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from types import TracebackType
+from typing import Self, TextIO
 
 
 @dataclass(frozen=True)
@@ -38,16 +44,33 @@ class CameraStatus:
         return text + (f"  ! {self.error}" if self.error else "")
 
 
+def _is_tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except ValueError:  # a closed stream
+        return False
+
+
 class StatusBoard:
-    """Prints camera statuses at most every ``interval_s``; redraws in place on a TTY."""
+    """Prints camera statuses at most every ``interval_s``; redraws in place on a TTY.
+
+    Example:
+        >>> with StatusBoard(sys.stderr) as board:        # log lines now print above the board
+        ...     board.show(header, statuses, "onnxruntime cpu fp32")
+    """
 
     def __init__(self, stream: TextIO, interval_s: float = 1.0, enabled: bool = True) -> None:
         self.stream = stream
         self.interval_s = interval_s
         self.enabled = enabled
-        self._tty = bool(getattr(stream, "isatty", lambda: False)())
-        self._drawn_lines = 0
+        self._tty = _is_tty(stream)
+        self._lines: list[str] = []  # what the board shows now
+        self._drawn_lines = 0  # lines of the board on the screen above the cursor
         self._next = 0.0
+        self._lock = threading.RLock()  # log lines come from the camera threads too
+        self._wrapped: list[tuple[logging.StreamHandler, TextIO]] = []
+        self._last_resort: logging.Handler | None = None
 
     def due(self, now: float | None = None) -> bool:
         return self.enabled and (time.monotonic() if now is None else now) >= self._next
@@ -55,10 +78,74 @@ class StatusBoard:
     def show(self, header: str, statuses: Sequence[CameraStatus], backend: str) -> None:
         """Draw the board (call when ``due()``)."""
         self._next = time.monotonic() + self.interval_s
-        lines = [header, *(s.line(backend) for s in statuses)]
-        if self._tty and self._drawn_lines:
-            self.stream.write(f"\x1b[{self._drawn_lines}F")  # cursor up to the board's first line
-        for line in lines:
+        with self._lock:
+            self._lines = [header, *(s.line(backend) for s in statuses)]
+            if self._tty and self._drawn_lines:
+                self.stream.write(f"\x1b[{self._drawn_lines}F")  # cursor up to the board's first line
+            self._draw()
+
+    def _draw(self) -> None:
+        for line in self._lines:
             self.stream.write(("\x1b[2K" if self._tty else "") + line + "\n")
         self.stream.flush()
-        self._drawn_lines = len(lines)
+        self._drawn_lines = len(self._lines)
+
+    def write_above(self, stream: TextIO, text: str) -> None:
+        """Write ``text`` to ``stream`` (a terminal) above the board: clear the board, write, redraw it below."""
+        with self._lock:
+            if not (self._tty and self._drawn_lines):
+                stream.write(text)
+                return
+            self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")  # up to the board's first line, clear below
+            self.stream.flush()
+            self._drawn_lines = 0
+            stream.write(text)
+            if not text.endswith("\n"):
+                stream.write("\n")
+            stream.flush()
+            self._draw()
+
+    def __enter__(self) -> Self:
+        """On a terminal, route the log handlers that write to a terminal through `write_above`."""
+        if not (self._tty and self.enabled):
+            return self
+        root = logging.getLogger()
+        for handler in root.handlers:
+            if type(handler) is logging.StreamHandler and _is_tty(handler.stream):
+                self._wrapped.append((handler, handler.stream))
+                handler.setStream(_AboveBoard(self, handler.stream))  # type: ignore[arg-type]
+        if not root.handlers and logging.lastResort is not None and _is_tty(sys.stderr):
+            # logging not configured (a library caller): warnings go to stderr through logging.lastResort
+            self._last_resort = logging.lastResort
+            logging.lastResort = logging.StreamHandler(_AboveBoard(self, sys.stderr))  # type: ignore[arg-type]
+            logging.lastResort.setLevel(self._last_resort.level)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Give the log handlers their streams back; the board's last state stays on the screen."""
+        for handler, stream in self._wrapped:
+            handler.setStream(stream)
+        self._wrapped.clear()
+        if self._last_resort is not None:
+            logging.lastResort, self._last_resort = self._last_resort, None
+
+
+class _AboveBoard:
+    """A log handler's stream that writes through `StatusBoard.write_above` (``logging.StreamHandler`` writes
+    each record, terminator included, in one ``write``)."""
+
+    def __init__(self, board: StatusBoard, stream: TextIO) -> None:
+        self._board = board
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._board.write_above(self._stream, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return True

@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from stagepose.config import check_range
+
+MAX_WINDOW_FRAMES = 100_000  # an hour at 30 fps; a larger window only costs memory
 
 @dataclass(frozen=True)
 class TelemetryConfig:
-    """How often the status line refreshes, and how many recent frames the statistics cover."""
+    """How often the status line refreshes (at most once an hour), and how many recent frames
+    (10..100000) the statistics cover."""
 
     status_interval_s: float = 1.0
     window_frames: int = 300
     status_line: bool = True
 
     def __post_init__(self) -> None:
-        if self.status_interval_s <= 0:
-            raise ValueError(f"status_interval_s must be > 0, got {self.status_interval_s}")
-        if self.window_frames < 10:
-            raise ValueError(f"window_frames must be >= 10, got {self.window_frames}")
+        check_range("status_interval_s", self.status_interval_s, 0.0, 3600.0, low_open=True, unit=" s")
+        if not 10 <= self.window_frames <= MAX_WINDOW_FRAMES:
+            raise ValueError(f"window_frames must be in 10..{MAX_WINDOW_FRAMES}, got {self.window_frames}")
 
 
 @dataclass
@@ -69,7 +73,7 @@ class CameraStats:
         return float(np.percentile(values, 50)), float(np.percentile(values, 95))
 
 
-def latency_summary(latencies_ms: list[float] | np.ndarray) -> dict[str, float]:
+def latency_summary(latencies_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
     """p50/p95/p99/mean/max of a latency list, in ms (empty list: count 0)."""
     values = np.asarray(latencies_ms, dtype=np.float64)
     if values.size == 0:
@@ -84,7 +88,7 @@ def latency_summary(latencies_ms: list[float] | np.ndarray) -> dict[str, float]:
     }
 
 
-def save_latency_histogram(stages_ms: dict[str, list[float]], path: str, title: str) -> None:
+def save_latency_histogram(stages_ms: Mapping[str, Sequence[float]], path: str, title: str) -> None:
     """A PNG histogram per pipeline stage (and the total), for people who would rather look."""
     import matplotlib
 

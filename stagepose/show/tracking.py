@@ -25,6 +25,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from stagepose.config import check_range
 from stagepose.transforms import CROP_MARGIN, box_with_aspect, person_box
 
 
@@ -52,18 +53,15 @@ class TrackingConfig:
     box_smoothing: float = 0.3
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must be in 0..1, got {self.min_confidence}")
+        # every bound is checked with check_range, which also refuses NaN and inf (nan < 1 is False)
+        check_range("min_confidence", self.min_confidence, 0.0, 1.0)
         if not 1 <= self.min_joints <= 16:
             raise ValueError(f"min_joints must be in 1..16, got {self.min_joints}")
-        if self.box_margin < 1.0:
-            raise ValueError(f"box_margin must be >= 1, got {self.box_margin}")
-        if not 0.0 < self.min_box_fraction <= 1.0:
-            raise ValueError(f"min_box_fraction must be in (0, 1], got {self.min_box_fraction}")
-        if self.lost_after_frames < 1:
-            raise ValueError(f"lost_after_frames must be >= 1, got {self.lost_after_frames}")
-        if not 0.0 <= self.box_smoothing < 1.0:
-            raise ValueError(f"box_smoothing must be in [0, 1), got {self.box_smoothing}")
+        check_range("box_margin", self.box_margin, 1.0, 10.0)
+        check_range("min_box_fraction", self.min_box_fraction, 0.0, 1.0, low_open=True)
+        if not 1 <= self.lost_after_frames <= 100_000:
+            raise ValueError(f"lost_after_frames must be in 1..100000, got {self.lost_after_frames}")
+        check_range("box_smoothing", self.box_smoothing, 0.0, 0.999)
 
 
 @dataclass(frozen=True)

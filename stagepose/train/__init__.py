@@ -16,8 +16,7 @@ Public API (imported lazily, so ``import stagepose.train`` stays light for the C
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from stagepose.lazy import lazy_getattr
 
 _EXPORTS = {
     "ExperimentConfig": "stagepose.train.config",
@@ -47,10 +46,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'stagepose.train' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -85,6 +85,7 @@ class OnnxRuntimeBackend(Backend):
         if names != ([self._input], [self._output]):
             raise ModelError(f"{onnx_path}: inputs/outputs {names} do not match its sidecar "
                              f"({self._input!r} -> {self._output!r})")  # fmt: skip
+        sidecar.check_shapes(self._session.get_inputs()[0].shape, self._session.get_outputs()[0].shape, onnx_path)
 
     @staticmethod
     def _providers(cfg: BackendConfig, device: str, fp16: bool) -> list[tuple[str, dict[str, str]]]:

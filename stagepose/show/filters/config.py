@@ -17,13 +17,21 @@ from typing import Literal
 DEFAULT_PROCESS_NOISE: dict[str, float] = {"cv": 3.0e4, "ca": 3.0e6}
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+# Upper bounds: beyond these a value is a typo, and squares of it (Kalman covariances) overflow float64.
+MAX_LENGTH = 1.0e6  # measurement and velocity std, in coordinate units
+MAX_PROCESS_NOISE = 1.0e15
+MAX_SECONDS = 3600.0
+MAX_HZ = 1000.0
+
+
+def _check_positive(name: str, value: float, high: float | None = None) -> None:
+    if not (math.isfinite(value) and value > 0 and (high is None or value <= high)):
+        limit = "" if high is None else f" and <= {high:g}"
+        raise ValueError(f"{name} must be a finite number > 0{limit}, got {value}")
 
 
 def _check_confidence(value: float) -> None:
-    if not 0.0 <= value < 1.0:
+    if not 0.0 <= value < 1.0:  # NaN fails both comparisons, so it is refused too
         raise ValueError(f"min_confidence must be in [0, 1), got {value}")
 
 
@@ -62,11 +70,11 @@ class KalmanConfig:
         if self.model not in DEFAULT_PROCESS_NOISE:
             raise ValueError(f"model must be 'cv' or 'ca', got {self.model!r}")
         if self.process_noise is not None:
-            _check_positive("process_noise", self.process_noise)
-        _check_positive("measurement_std", self.measurement_std)
+            _check_positive("process_noise", self.process_noise, MAX_PROCESS_NOISE)
+        _check_positive("measurement_std", self.measurement_std, MAX_LENGTH)
         _check_confidence(self.min_confidence)
-        _check_positive("lost_after_s", self.lost_after_s)
-        _check_positive("initial_velocity_std", self.initial_velocity_std)
+        _check_positive("lost_after_s", self.lost_after_s, MAX_SECONDS)
+        _check_positive("initial_velocity_std", self.initial_velocity_std, MAX_LENGTH)
         if not (math.isfinite(self.max_forecast_s) and 0.0 <= self.max_forecast_s <= 1.0):
             raise ValueError(f"max_forecast_s must be in [0, 1] s, got {self.max_forecast_s}")
 
@@ -105,12 +113,12 @@ class OneEuroConfig:
     lost_after_s: float = 0.5
 
     def __post_init__(self) -> None:
-        _check_positive("min_cutoff", self.min_cutoff)
-        if not (math.isfinite(self.beta) and self.beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {self.beta}")
-        _check_positive("d_cutoff", self.d_cutoff)
+        _check_positive("min_cutoff", self.min_cutoff, MAX_HZ)
+        if not (math.isfinite(self.beta) and 0 <= self.beta <= MAX_LENGTH):
+            raise ValueError(f"beta must be a finite number in 0..{MAX_LENGTH:g}, got {self.beta}")
+        _check_positive("d_cutoff", self.d_cutoff, MAX_HZ)
         _check_confidence(self.min_confidence)
-        _check_positive("lost_after_s", self.lost_after_s)
+        _check_positive("lost_after_s", self.lost_after_s, MAX_SECONDS)
 
     def scaled(self, factor: float) -> OneEuroConfig:
         """The same filter for coordinates ``factor`` times the current unit (beta is per unit/s)."""

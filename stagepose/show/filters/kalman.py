@@ -17,14 +17,19 @@ measurement with zero velocity rather than being dragged from the stale state.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from filterpy.common import Q_continuous_white_noise
-from filterpy.kalman import KalmanFilter
 
 from stagepose.show.filters.base import JointSmoother, SmoothedPose
 from stagepose.show.filters.config import KalmanConfig
 from stagepose.skeleton import NUM_JOINTS
+
+if TYPE_CHECKING:
+    from filterpy.kalman import KalmanFilter
+
+# filterpy is imported where it is used: its package imports scipy.stats (1.5 s on a 2-core CPU), which
+# `stagepose check` and `--help` (through the show config's smoothing section) must not pay for.
 
 _EYE2 = np.eye(2)
 
@@ -51,6 +56,8 @@ def transition(order: int, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]
         f1[1, 2] = dt
         f1[0, 2] = 0.5 * dt * dt
     if dt > 0:
+        from filterpy.common import Q_continuous_white_noise
+
         q1 = Q_continuous_white_noise(dim=order, dt=dt, spectral_density=q)
     else:
         q1 = np.zeros((order, order))
@@ -78,6 +85,8 @@ class KalmanSmoother(JointSmoother):
         self._reset_state()
 
     def _new_filter(self) -> KalmanFilter:
+        from filterpy.kalman import KalmanFilter
+
         kf = KalmanFilter(dim_x=self._dim, dim_z=2)
         kf.H = np.zeros((2, self._dim))
         kf.H[0, 0] = kf.H[1, 1] = 1.0

@@ -16,7 +16,7 @@ class OscDestinationConfig:
 
     Attributes:
         name: label used in logs and stats (letters, digits, ``_ . -``), unique per show.
-        host: IPv4 address or host name of the receiver (a broadcast address works too).
+        host: IPv4 address or host name of the receiver; a broadcast address needs ``broadcast: true``.
         port: UDP port the receiver listens on (TouchDesigner's OSC In, Unreal's OSC server).
         coords: ``normalized`` (0..1 of the camera image, from the top-left), ``pixels`` (camera image
             pixels) or ``stage`` (metres on the stage floor, from the venue calibration).
@@ -26,6 +26,9 @@ class OscDestinationConfig:
         per_joint_messages: also send ``/stagepose/<performer>/<joint> x y conf`` for each joint
             (handy for OSC In CHOP); dropped for a frame whose bundle would exceed one datagram.
         heartbeat_hz: rate of ``/stagepose/heartbeat``, sent even when nobody is tracked; 0 disables.
+        broadcast: ``host`` is a broadcast address (``255.255.255.255`` or a subnet's ``x.y.z.255``):
+            the sending socket is allowed to broadcast. Off by default, so a typo cannot flood the
+            show network.
     """
 
     name: str = "local"
@@ -35,6 +38,7 @@ class OscDestinationConfig:
     flip_y: bool = False
     per_joint_messages: bool = False
     heartbeat_hz: float = 1.0
+    broadcast: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -49,5 +53,7 @@ class OscDestinationConfig:
             raise ValueError(f"coords must be 'normalized', 'pixels' or 'stage', got {self.coords!r}")
         if self.flip_y and self.coords == "stage":
             raise ValueError("flip_y applies to image coordinates only; stage axes are set by the calibration")
+        if self.host == "255.255.255.255" and not self.broadcast:
+            raise ValueError("host 255.255.255.255 is a broadcast address: add 'broadcast: true' to send there")
         if not (math.isfinite(self.heartbeat_hz) and 0.0 <= self.heartbeat_hz <= 100.0):
             raise ValueError(f"heartbeat_hz must be in 0..100 (0 = off), got {self.heartbeat_hz}")

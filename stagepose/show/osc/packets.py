@@ -11,6 +11,7 @@ address                         arguments (all float32)                        w
 ``/stagepose/<p>/stage``        x_m, y_m (floor position)                       when calibrated
 ``/stagepose/<p>/<joint>``      x, y, conf                                      if per_joint_messages
 ``/stagepose/heartbeat``        uptime_s, performers_tracked                    heartbeat_hz, always
+``/stagepose/record``           ok (1 writing, 0 failing), lines_lost           with each heartbeat
 ==============================  =============================================  ==========================
 
 One performer's frame is one bundle in one UDP datagram whose OSC timetag is the frame's capture
@@ -22,8 +23,17 @@ there), so even codes and counters are floats: ``seq`` counts modulo 2^24 to sta
 time is sent as seconds since the show started (float32 holds that to 1 ms for 4.6 hours) while the
 exact Unix capture time travels in the timetag.
 
-Lost joints: confidence 0 with the last known position (the smoother holds it), never NaN (NaN breaks
-many consumers); a joint never seen yet is at (0, 0) with confidence 0.
+What ``conf`` and the counts mean (one definition, for every destination):
+
+- Lost joints: confidence 0 with the last known position (the smoother holds it), never NaN (NaN
+  breaks many consumers); a joint never seen yet is at (0, 0) with confidence 0.
+- A lost performer (``status 0``) sends every joint with confidence exactly 0.
+- A joint outside the camera image (the model guesses past the frame edge) is sent with confidence 0,
+  and in image coordinates (``normalized``, ``pixels``) its position is clamped to the image, so
+  normalized values are always within 0..1.
+- ``joints_tracked`` counts the joints whose sent confidence is > 0 and >= the show's
+  ``tracking.min_confidence`` (``PerformerFrame.min_confidence``), the threshold at which the tracker
+  counts a joint as seen.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from stagepose.skeleton import JOINT_NAMES, NUM_JOINTS
 MAX_DATAGRAM_BYTES = 1472
 ROOT = "/stagepose"
 HEARTBEAT_ADDRESS = f"{ROOT}/heartbeat"
+RECORD_ADDRESS = f"{ROOT}/record"
 SEQ_MODULO = 1 << 24  # float32 holds every integer below 2^24 exactly
 NTP_UNIX_OFFSET_S = 2_208_988_800  # seconds from 1900-01-01 (NTP epoch) to 1970-01-01 (Unix epoch)
 STATUS_TRACKED = 1.0
@@ -111,6 +122,11 @@ def heartbeat_message(uptime_s: float, performers_tracked: int) -> bytes:
     return osc_message(HEARTBEAT_ADDRESS, (uptime_s, float(performers_tracked)))
 
 
+def record_status_message(ok: bool, lines_lost: int) -> bytes:
+    """``/stagepose/record ok lines_lost``: whether the keypoint record is being written (1) or failing (0)."""
+    return osc_message(RECORD_ADDRESS, (1.0 if ok else 0.0, float(lines_lost)))
+
+
 @dataclass(frozen=True)
 class PerformerFrame:
     """What the live loop hands to the OSC sink for one performer and one frame.
@@ -125,6 +141,8 @@ class PerformerFrame:
         tracked: the performer is currently tracked (status 1) or lost (status 0).
         joints_stage: (16, 2) stage metres from the calibration, or None when not calibrated.
         floor_position: (x, y) stage metres of the performer on the floor, or None.
+        min_confidence: a joint counts in ``joints_tracked`` from this sent confidence on (the show's
+            ``tracking.min_confidence``).
     """
 
     performer: str
@@ -136,6 +154,7 @@ class PerformerFrame:
     tracked: bool = True
     joints_stage: np.ndarray | None = None
     floor_position: tuple[float, float] | None = None
+    min_confidence: float = 0.3
 
     def __post_init__(self) -> None:
         validate_performer_name(self.performer)
@@ -149,6 +168,8 @@ class PerformerFrame:
             raise ValueError(f"image_size must be (width, height) > 0, got {self.image_size}")
         if not math.isfinite(self.t_capture):
             raise ValueError(f"t_capture must be a finite Unix time, got {self.t_capture}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in 0..1, got {self.min_confidence}")
 
 
 @dataclass(frozen=True)
@@ -166,12 +187,27 @@ class PerformerPacket:
     pose_sent: bool
 
 
+def sent_confidence(frame: PerformerFrame) -> np.ndarray:
+    """(16,) the confidence to send: 0 for a lost performer, unknown joints and joints outside the image."""
+    conf = np.clip(np.nan_to_num(np.asarray(frame.confidence, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    if not frame.tracked:
+        return np.zeros_like(conf)
+    width, height = frame.image_size
+    joints = np.asarray(frame.joints, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        inside = (joints[:, 0] >= 0) & (joints[:, 0] <= width) & (joints[:, 1] >= 0) & (joints[:, 1] <= height)
+    return np.where(inside, conf, 0.0)
+
+
 def destination_points(frame: PerformerFrame, dest: OscDestinationConfig) -> np.ndarray | None:
-    """(16, 2) float64 joint coordinates in the destination's space, or None (stage without calibration)."""
+    """(16, 2) float64 joint coordinates in the destination's space, or None (stage without calibration).
+
+    Image coordinates are clamped to the image (normalized: 0..1); NaN (unknown) stays NaN.
+    """
     if dest.coords == "stage":
         return None if frame.joints_stage is None else np.asarray(frame.joints_stage, dtype=np.float64)
     width, height = frame.image_size
-    points = np.array(frame.joints, dtype=np.float64)
+    points = np.clip(np.array(frame.joints, dtype=np.float64), 0.0, (width, height))
     if dest.coords == "normalized":
         points /= (width, height)
         if dest.flip_y:
@@ -183,10 +219,16 @@ def destination_points(frame: PerformerFrame, dest: OscDestinationConfig) -> np.
 
 def _pose_values(points: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     """(16, 3) x, y, conf with no NaN: unknown positions become 0 with confidence 0."""
-    conf = np.clip(np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    conf = np.asarray(confidence, dtype=np.float64)
     known = np.isfinite(points).all(axis=1)
     xy = np.where(known[:, None], points, 0.0)
     return np.column_stack([xy, np.where(known, conf, 0.0)])
+
+
+def count_tracked(confidence: np.ndarray, min_confidence: float) -> int:
+    """``joints_tracked``: joints whose sent confidence is > 0 and >= ``min_confidence``."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    return int(np.count_nonzero((conf > 0) & (conf >= min_confidence)))
 
 
 def build_performer_packet(
@@ -208,8 +250,8 @@ def build_performer_packet(
     """
     prefix = f"{ROOT}/{frame.performer}"
     points = destination_points(frame, dest)
-    values = None if points is None else _pose_values(points, frame.confidence)
-    joints_tracked = 0 if values is None else int(np.count_nonzero(values[:, 2] > 0))
+    values = None if points is None else _pose_values(points, sent_confidence(frame))
+    joints_tracked = 0 if values is None else count_tracked(values[:, 2], frame.min_confidence)
     core = [
         osc_message(f"{prefix}/frame", (frame.seq % SEQ_MODULO, frame.t_capture - show_start_unix, latency_ms)),
         osc_message(f"{prefix}/status", (STATUS_TRACKED if frame.tracked else STATUS_LOST, joints_tracked)),

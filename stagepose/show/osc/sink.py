@@ -1,7 +1,10 @@
 """The UDP transport: one socket, several destinations, and sending that never raises into the live loop.
 
-``OscSink`` is a context manager. Opening it creates one non-blocking IPv4 UDP socket (broadcast
-allowed) and resolves each destination's host. A numeric address resolves at once; a host name that
+``OscSink`` is a context manager. Opening it resolves each destination's host; each destination
+then sends from a non-blocking IPv4 UDP socket bound to the interface its route needs (127.0.0.1 for
+a loopback receiver, the routing interface's address otherwise; sockets are shared by destinations
+that need the same one). Only a destination with ``broadcast: true`` gets a socket allowed to
+broadcast. A numeric address resolves at once; a host name that
 does not resolve is retried in a background thread every ``resolve_retry_s`` so a DNS hiccup never
 stalls the live loop and a receiver that comes up late is picked up. Every send error (no route,
 unresolved host, full socket buffer) is counted per destination and logged at most once per
@@ -13,6 +16,7 @@ Not thread-safe: call it from the live loop's thread only.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import socket
 import threading
@@ -21,7 +25,13 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from stagepose.show.osc.config import OscDestinationConfig
-from stagepose.show.osc.packets import PerformerFrame, PerformerPacket, build_performer_packet, heartbeat_message
+from stagepose.show.osc.packets import (
+    PerformerFrame,
+    PerformerPacket,
+    build_performer_packet,
+    heartbeat_message,
+    record_status_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,7 @@ class DestinationStats:
         per_joint_dropped: bundles sent without the per-joint messages, which did not fit one datagram.
         pose_missing: bundles sent without a pose: stage coordinates wanted, none calibrated.
         last_error: the latest error, for the status line.
+        local: ``ip:port`` the destination sends from, once its socket is open.
     """
 
     name: str
@@ -53,6 +64,7 @@ class DestinationStats:
     per_joint_dropped: int = 0
     pose_missing: int = 0
     last_error: str | None = None
+    local: str | None = None
 
 
 @dataclasses.dataclass
@@ -60,6 +72,7 @@ class _Destination:
     config: OscDestinationConfig
     stats: DestinationStats
     address: tuple[str, int] | None = None
+    sock: socket.socket | None = None
     next_heartbeat: float = 0.0
     errors_since_log: int = 0
     last_error_log: float = -float("inf")
@@ -111,7 +124,8 @@ class OscSink:
         self._mono = monotonic_clock
         self._resolve_retry_s = resolve_retry_s
         self._error_log_interval_s = error_log_interval_s
-        self._sock: socket.socket | None = None
+        self._open = False
+        self._sockets: dict[tuple[str, bool], socket.socket] = {}  # (bind address, broadcast) -> socket
         self._opened_mono = 0.0
         self._stop = threading.Event()
         self._resolver: threading.Thread | None = None
@@ -128,13 +142,10 @@ class OscSink:
         self.close()
 
     def open(self) -> None:
-        """Create the socket and resolve the destinations (host names that fail are retried later)."""
-        if self._sock is not None:
+        """Resolve the destinations (host names that fail are retried later); sockets open at first send."""
+        if self._open:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        sock.setblocking(False)  # a full buffer drops a frame instead of stalling the live loop
-        self._sock = sock
+        self._open = True
         self._opened_mono = self._mono()
         if self._show_start is None:
             self._show_start = self._wall()
@@ -149,18 +160,21 @@ class OscSink:
             log.info("OSC destination %r -> %s (%s coordinates)", d.config.name, d.stats.target, d.config.coords)
 
     def close(self) -> None:
-        """Stop the resolver and close the socket (idempotent)."""
+        """Stop the resolver and close the sockets (idempotent)."""
         self._stop.set()
         if self._resolver is not None:
             self._resolver.join(timeout=1.0)
             self._resolver = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+        for dest in self._destinations:
+            dest.sock = None
+        self._open = False
 
     @property
     def is_open(self) -> bool:
-        return self._sock is not None
+        return self._open
 
     @property
     def show_start_unix(self) -> float | None:
@@ -206,7 +220,7 @@ class OscSink:
         Raises:
             RuntimeError: the sink is not open (a wiring bug, not a network condition).
         """
-        sock = self._require_open()
+        self._require_open()
         latency_ms = (self._wall() - frame.t_capture) * 1e3
         show_start = self._show_start if self._show_start is not None else frame.t_capture
         built: dict[tuple[str, bool, bool], PerformerPacket] = {}
@@ -236,10 +250,10 @@ class OscSink:
                         frame.performer,
                     )
                 dest.stats.pose_missing += 1
-            sent += self._send(sock, dest, packet.datagram)
+            sent += self._send(dest, packet.datagram)
         return sent
 
-    def heartbeat(self, performers_tracked: int, force: bool = False) -> int:
+    def heartbeat(self, performers_tracked: int, force: bool = False, record: tuple[bool, int] | None = None) -> int:
         """Send ``/stagepose/heartbeat`` to each destination whose heartbeat is due.
 
         Call it every loop iteration, tracked performers or not: it sends only at each destination's
@@ -249,13 +263,16 @@ class OscSink:
         Args:
             performers_tracked: performers currently tracked (sent as the second argument).
             force: send now to every destination with heartbeats enabled.
+            record: (writing, lines lost) of the keypoint record, sent as ``/stagepose/record`` with
+                each heartbeat; None when the show keeps no record.
 
         Returns:
             The number of heartbeats handed to the network.
         """
-        sock = self._require_open()
+        self._require_open()
         now = self._mono()
         message = heartbeat_message(now - self._opened_mono, performers_tracked)
+        record_message = None if record is None else record_status_message(*record)
         sent = 0
         for dest in self._destinations:
             hz = dest.config.heartbeat_hz
@@ -265,25 +282,60 @@ class OscSink:
             dest.next_heartbeat += 1.0 / hz
             if dest.next_heartbeat <= now:
                 dest.next_heartbeat = now + 1.0 / hz
-            if self._send(sock, dest, message):
+            if self._send(dest, message):
                 dest.stats.heartbeats_sent += 1
                 sent += 1
+            if record_message is not None:
+                self._send(dest, record_message)
         return sent
 
-    def _require_open(self) -> socket.socket:
-        if self._sock is None:
+    def _require_open(self) -> None:
+        if not self._open:
             raise RuntimeError("OscSink is not open: use it as a context manager (with OscSink(...) as sink)")
-        return self._sock
 
-    def _send(self, sock: socket.socket, dest: _Destination, datagram: bytes) -> int:
+    def _socket_for(self, dest: _Destination, address: tuple[str, int]) -> socket.socket:
+        """The socket bound to the interface ``dest`` needs (opened, or shared, on first use).
+
+        Raises:
+            OSError: the socket cannot be created or bound.
+        """
+        if dest.sock is not None:
+            return dest.sock
+        broadcast = dest.config.broadcast
+        local_ip = _local_address(address, broadcast)
+        key = (local_ip, broadcast)
+        sock = self._sockets.get(key)
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                if broadcast:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                sock.setblocking(False)  # a full buffer drops a frame instead of stalling the live loop
+                sock.bind((local_ip, 0))
+            except OSError:
+                sock.close()
+                raise
+            self._sockets[key] = sock
+        dest.sock = sock
+        bound_ip, bound_port = sock.getsockname()[:2]
+        dest.stats.local = f"{bound_ip}:{bound_port}"
+        log.info("OSC destination %r sends from %s%s", dest.config.name, dest.stats.local,
+                 " (broadcast)" if broadcast else "")  # fmt: skip
+        return sock
+
+    def _send(self, dest: _Destination, datagram: bytes) -> int:
         address = dest.address
         if address is None:
             self._count_error(dest, f"host {dest.config.host!r} not resolved")
             return 0
         try:
-            sock.sendto(datagram, address)
+            self._socket_for(dest, address).sendto(datagram, address)
         except BlockingIOError:
             self._count_error(dest, "socket buffer full (receiver or network too slow); frame dropped")
+            return 0
+        except PermissionError as exc:
+            hint = "" if dest.config.broadcast else " (a broadcast address? set 'broadcast: true')"
+            self._count_error(dest, f"{type(exc).__name__}: {exc}{hint}")
             return 0
         except OSError as exc:
             self._count_error(dest, f"{type(exc).__name__}: {exc}")
@@ -330,3 +382,19 @@ class OscSink:
                 text += " UNRESOLVED"
             parts.append(text)
         return "osc " + " | ".join(parts)
+
+
+def _local_address(address: tuple[str, int], broadcast: bool) -> str:
+    """The local IPv4 address to send to ``address`` from: 127.0.0.1 for loopback, else the routing
+    interface's address (asked of the kernel by connecting a probe socket, which sends nothing), or
+    0.0.0.0 when there is no route yet (the interface may come up later)."""
+    if ipaddress.ip_address(address[0]).is_loopback:
+        return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            if broadcast:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            probe.connect(address)
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "0.0.0.0"

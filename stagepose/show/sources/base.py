@@ -4,7 +4,8 @@ A source decodes on its own thread so that the live loop can poll several camera
 ``latest(timeout=...)`` and one dead camera never blocks the others. Concrete sources implement
 ``_run`` (the thread body) and call ``_publish`` for each decoded image; live streams wrap their
 read loop in ``_run_reconnecting``, which reopens with bounded exponential back-off forever while
-the show runs.
+the show runs. A source that can tell cheaply whether its server is back (RTSP: a TCP connect) passes
+a probe, so a long back-off is cut short the moment the server answers again.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ log = logging.getLogger("stagepose.show.sources")
 # Back-off between reopen attempts of a lost live stream: 0.25 s, 0.5 s, 1 s ... then every 5 s.
 BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 5.0
+# While a server is down, its probe is tried this often: the wait ends this soon after it is back.
+PROBE_INTERVAL_S = 0.2
 
 
 class ThreadedSource(abc.ABC):
@@ -74,6 +77,7 @@ class ThreadedSource(abc.ABC):
         self._frames_received = 0
         self._decode_errors = 0
         self._reconnects = 0
+        self._attempts = 0
         self._last_error: str | None = None
         self._last_frame_mono: float | None = None
         self._last_t_capture: float | None = None
@@ -173,6 +177,7 @@ class ThreadedSource(abc.ABC):
                 frames_dropped=self._slot.dropped,
                 decode_errors=self._decode_errors,
                 reconnects=self._reconnects,
+                attempts=self._attempts,
                 last_error=self._last_error,
                 fps=self._fps.fps(now),
                 last_frame_age_s=age,
@@ -251,12 +256,13 @@ class ThreadedSource(abc.ABC):
         with self._lock:
             return self._frames_received
 
-    def _run_reconnecting(self, session: Callable[[], None]) -> None:
+    def _run_reconnecting(self, session: Callable[[], None], probe: Callable[[], bool] | None = None) -> None:
         """Run ``session`` (open, read until loss) again and again with back-off until closed.
 
         ``session`` returns (or raises) when the stream is lost; it should record why with
         `_note_error` before returning. A `StageposeError` (something only the user can fix, such as
-        a missing NDI wheel) is not retried: it propagates and the source fails.
+        a missing NDI wheel) is not retried: it propagates and the source fails. ``probe`` (cheap,
+        True when the server answers) cuts a back-off wait short once a server that was down is back.
         """
         backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         first = True
@@ -276,17 +282,32 @@ class ThreadedSource(abc.ABC):
                 self._note_error(f"{type(exc).__name__}: {exc}")
             if self._stop.is_set():
                 return
-            if self._frames_so_far() > before:
+            delivered = self._frames_so_far() > before
+            if delivered:
                 backoff.reset()  # the last session worked: retry quickly
             with self._lock:
-                self._reconnects += 1
+                self._attempts += 1
+                self._reconnects += int(delivered)  # an outage begins; its failed reopens are attempts
                 state, error = self._state, self._last_error
             # A stream that was live and is lost shows "reconnecting"; one that stalled stays
             # "stalled" until the next attempt; one that never came up stays "connecting".
             if state is SourceState.LIVE:
                 self._set_state(SourceState.RECONNECTING, error)
-            if self._stop.wait(backoff.next_delay()):
+            if self._wait_retry(backoff.next_delay(), probe):
                 return
+
+    def _wait_retry(self, delay: float, probe: Callable[[], bool] | None) -> bool:
+        """Wait ``delay`` before the next reopen; with a probe, stop waiting as soon as a server that
+        did not answer answers again. Returns True when the source is closing."""
+        if probe is None or probe():  # no probe, or the server answers but the stream failed: full back-off
+            return self._stop.wait(delay)
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._stop.wait(min(PROBE_INTERVAL_S, remaining)):
+                return True
+            if probe():
+                return False
+        return self._stop.is_set()
 
     def _thread_main(self) -> None:
         try:

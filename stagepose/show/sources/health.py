@@ -47,10 +47,12 @@ class SourceHealth:
         frames_received: frames decoded so far (delivered or dropped).
         frames_dropped: frames replaced by a newer one before the consumer took them (stale frames).
         decode_errors: bad packets or frames skipped.
-        reconnects: reopen attempts so far (after a loss or a failed open); climbs while a camera is down.
+        reconnects: outages so far: times a stream that was delivering frames was lost (ten drops
+            are 10, however many reopen attempts each took).
         last_error: the most recent error message, or None.
         fps: frame rate measured over the last ~2 s of arrivals (0.0 with fewer than 2 frames).
         last_frame_age_s: seconds since the last frame arrived, or None before the first.
+        attempts: reopen attempts so far (after a loss or a failed open); climbs while a camera is down.
     """
 
     camera_id: str
@@ -64,6 +66,7 @@ class SourceHealth:
     last_error: str | None
     fps: float
     last_frame_age_s: float | None
+    attempts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (state as its string value)."""

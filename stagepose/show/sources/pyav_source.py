@@ -2,7 +2,8 @@
 
 RTSP is opened with FFmpeg's low-latency options and read by a stall watchdog: FFmpeg has no
 reconnect for RTSP, so when no frame comes for ``stall_timeout_s`` or a read fails, the stream is
-reopened with bounded exponential back-off, forever while the show runs.
+reopened with bounded exponential back-off, forever while the show runs; while the server refuses
+connections a cheap TCP probe ends the back-off as soon as it answers again.
 
 A file plays like a camera ("realtime": paced by its PTS, newest-only) or as fast as the consumer
 takes frames ("fast": lossless, for offline replay), optionally looping.
@@ -10,8 +11,10 @@ takes frames ("fast": lossless, for offline replay), optionally looping.
 
 from __future__ import annotations
 
+import socket
 import time
 from fractions import Fraction
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -32,6 +35,8 @@ LOW_LATENCY_OPTIONS: dict[str, str] = {
     "max_delay": "0",  # no reordering wait (RTSP/UDP default: 0.1 s); late packets are lost instead
     "analyzeduration": "500000",  # probe the stream for 0.5 s (in µs) at open, not FFmpeg's 5 s
 }
+# The reachability probe of a down RTSP server gives up after this long (an unreachable host).
+PROBE_TIMEOUT_S = 0.5
 # A realtime file that decodes slower than its frame rate re-anchors its clock once it is this late,
 # so t_capture stays close to the wall clock (the clip then plays slower than real time).
 FILE_MAX_LAG_S = 0.25
@@ -131,7 +136,16 @@ class RtspSource(_PyAVSource):
         }
 
     def _run(self) -> None:
-        self._run_reconnecting(self._session)
+        self._run_reconnecting(self._session, probe=self._server_answers)
+
+    def _server_answers(self) -> bool:
+        """True when the camera's RTSP port accepts a TCP connection (cheap: no RTSP exchange)."""
+        parts = urlsplit(self._spec.url)
+        try:
+            with socket.create_connection((parts.hostname or "", parts.port or 554), timeout=PROBE_TIMEOUT_S):
+                return True
+        except (OSError, ValueError):
+            return False
 
     def _session(self) -> None:
         """One connection: open, decode until the stream is lost, return (the caller reconnects)."""
