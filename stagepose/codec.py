@@ -1,6 +1,6 @@
 """Heatmap codec: Gaussian targets for training and sub-pixel decoding for the runtime.
 
-One class serves both sides so their conventions cannot drift. Sizes are (width, height). A keypoint at
+One class serves both sides so their conventions cannot drift. Sizes are `ImageSize` (width, height). A keypoint at
 input-crop pixel (x, y) sits at heatmap coordinate (x * W / w, y * H / h): heatmap pixel (i, j) is the
 point (i, j), and a Gaussian target is centred at the exact sub-pixel position (no rounding bias).
 """
@@ -8,11 +8,13 @@ point (i, j), and a Gaussian target is centred at the exact sub-pixel position (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import cv2
 import numpy as np
 
+from stagepose.sizes import ImageSize
 from stagepose.transforms import apply_affine, invert_affine
 
 Refine = Literal["quarter", "dark", "none"]
@@ -36,16 +38,24 @@ class HeatmapCodec:
             2020), "quarter" (0.25 px towards the higher neighbour) or "none" (integer arg-max).
     """
 
-    input_size: tuple[int, int] = (256, 256)
-    heatmap_size: tuple[int, int] = (64, 64)
+    input_size: ImageSize = ImageSize(256, 256)
+    heatmap_size: ImageSize = ImageSize(64, 64)
     sigma: float = DEFAULT_SIGMA
     refine: Refine = "dark"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", ImageSize.of(self.input_size))
+        object.__setattr__(self, "heatmap_size", ImageSize.of(self.heatmap_size))
         if self.sigma <= 0:
             raise ValueError(f"sigma must be > 0, got {self.sigma}")
         if min(self.input_size) <= 0 or min(self.heatmap_size) <= 0:
             raise ValueError(f"sizes must be positive: input {self.input_size}, heatmap {self.heatmap_size}")
+
+    @classmethod
+    def for_input(cls, input_size: ImageSize, sigma: float = DEFAULT_SIGMA, refine: Refine = "dark") -> HeatmapCodec:
+        """The codec of a stagepose model with this input size (heatmaps at ``sizes.HEATMAP_STRIDE``)."""
+        size = ImageSize.of(input_size)
+        return cls(size, size.heatmap(), sigma=sigma, refine=refine)
 
     @property
     def stride(self) -> np.ndarray:
@@ -107,7 +117,7 @@ class HeatmapCodec:
         if self.refine == "quarter":
             coords += self._quarter_offsets(heatmaps, coords)
         elif self.refine == "dark":
-            coords += self._dark_offsets(heatmaps, coords)
+            coords += self._dark_offsets(heatmaps, coords, confidence)
         if single:
             return coords[0], confidence[0]
         return coords, confidence
@@ -127,7 +137,8 @@ class HeatmapCodec:
         inverse = invert_affine(image_to_input)
         if inverse.ndim == 2:
             return apply_affine(inputs, inverse)
-        return np.stack([apply_affine(p, a) for p, a in zip(inputs, inverse)])
+        # (N, K, 2) @ (N, 2, 2)^T + (N, 1, 2): every crop's joints in one call
+        return inputs @ inverse[:, :, :2].transpose(0, 2, 1) + inverse[:, None, :, 2]
 
     @staticmethod
     def _quarter_offsets(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
@@ -144,42 +155,49 @@ class HeatmapCodec:
         offsets[..., 1] = np.where(inner_y, 0.25 * np.sign(dy), 0.0)
         return offsets
 
-    def _dark_offsets(self, heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
-        """DARK: blur (to make the peak Gaussian-like), then one Newton step on the log heatmap."""
+    def _dark_offsets(self, heatmaps: np.ndarray, coords: np.ndarray, peak: np.ndarray) -> np.ndarray:
+        """DARK: blur (to make the peak Gaussian-like), then one Newton step on the log heatmap.
+
+        Only the 3x3 blurred values around each peak enter the step, so they are computed directly
+        from a gathered patch, for all N x K peaks at once: the same values as ``cv2.GaussianBlur``
+        of the whole heatmap with ``BORDER_REPLICATE`` (the edge clamp below is that border).
+        """
         n, k, h, w = heatmaps.shape
-        kernel = int(2 * round(self.sigma) + 1) | 1
-        offsets = np.zeros_like(coords)
-        for i in range(n):
-            for j in range(k):
-                x, y = int(coords[i, j, 0]), int(coords[i, j, 1])
-                if not (0 < x < w - 1 and 0 < y < h - 1) or heatmaps[i, j, y, x] <= 0:
-                    continue
-                # blur a window around the peak (wide enough that the kernel sees no window edge)
-                r = kernel // 2 + 2
-                y0, y1, x0, x1 = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
-                window = cv2.GaussianBlur(
-                    heatmaps[i, j, y0:y1, x0:x1].astype(np.float64), (kernel, kernel), 0,
-                    borderType=cv2.BORDER_REPLICATE,
-                )  # fmt: skip
-                patch = np.zeros((5, 5))
-                patch[:] = 1e-10
-                py0, px0 = y - 2 - y0, x - 2 - x0
-                for dy_ in range(5):
-                    for dx_ in range(5):
-                        yy, xx = py0 + dy_, px0 + dx_
-                        if 0 <= yy < window.shape[0] and 0 <= xx < window.shape[1]:
-                            patch[dy_, dx_] = window[yy, xx]
-                log = np.log(np.maximum(patch, 1e-10))
-                c = log[2, 2]
-                dx = 0.5 * (log[2, 3] - log[2, 1])
-                dy = 0.5 * (log[3, 2] - log[1, 2])
-                dxx = log[2, 3] - 2 * c + log[2, 1]
-                dyy = log[3, 2] - 2 * c + log[1, 2]
-                dxy = 0.25 * (log[3, 3] - log[3, 1] - log[1, 3] + log[1, 1])
-                det = dxx * dyy - dxy**2
-                if dxx >= 0 or dyy >= 0 or det <= 1e-12:
-                    continue  # not a proper maximum: keep the integer peak
-                step_x = -(dyy * dx - dxy * dy) / det
-                step_y = -(dxx * dy - dxy * dx) / det
-                offsets[i, j] = np.clip([step_x, step_y], -0.5, 0.5)
-        return offsets
+        band = _blur_band(int(2 * round(self.sigma) + 1) | 1)
+        x = coords[..., 0].astype(np.intp)
+        y = coords[..., 1].astype(np.intp)
+        reach = np.arange(band.shape[1]) - band.shape[1] // 2  # the 3x3 around the peak plus the kernel's reach
+        rows = np.clip(y[..., None] + reach, 0, h - 1)  # (N, K, 3 + 2r)
+        cols = np.clip(x[..., None] + reach, 0, w - 1)
+        start = (np.arange(n * k) * (h * w)).reshape(n, k, 1, 1)
+        patch = heatmaps.reshape(-1)[start + rows[..., :, None] * w + cols[..., None, :]].astype(np.float64)
+        blurred = band @ patch @ band.T  # separable blur, valid part only: (3 + 2r)^2 -> 3x3
+        log = np.log(np.maximum(blurred, 1e-10))
+        c = log[..., 1, 1]
+        dx = 0.5 * (log[..., 1, 2] - log[..., 1, 0])
+        dy = 0.5 * (log[..., 2, 1] - log[..., 0, 1])
+        dxx = log[..., 1, 2] - 2 * c + log[..., 1, 0]
+        dyy = log[..., 2, 1] - 2 * c + log[..., 0, 1]
+        dxy = 0.25 * (log[..., 2, 2] - log[..., 2, 0] - log[..., 0, 2] + log[..., 0, 0])
+        det = dxx * dyy - dxy**2
+        # keep the integer peak at the border, on an empty heatmap and where it is not a proper maximum
+        usable = (x > 0) & (x < w - 1) & (y > 0) & (y < h - 1) & (peak > 0) & (dxx < 0) & (dyy < 0) & (det > 1e-12)
+        safe_det = np.where(usable, det, 1.0)
+        step_x = -(dyy * dx - dxy * dy) / safe_det
+        step_y = -(dxx * dy - dxy * dx) / safe_det
+        offsets = np.clip(np.stack([step_x, step_y], axis=-1), -0.5, 0.5)
+        return np.where(usable[..., None], offsets, 0.0)
+
+
+@lru_cache(maxsize=8)
+def _blur_band(kernel: int) -> np.ndarray:
+    """(3, 3 + kernel - 1) matrix: ``band @ row`` is ``cv2.GaussianBlur``'s 1-D pass at the 3 centre samples.
+
+    Uses the very kernel GaussianBlur builds for this size (``getGaussianKernel(kernel, 0)``).
+    """
+    weights = cv2.getGaussianKernel(kernel, 0, ktype=cv2.CV_64F)[:, 0]
+    band = np.zeros((3, kernel + 2))
+    for i in range(3):
+        band[i, i : i + kernel] = weights
+    band.setflags(write=False)
+    return band

@@ -280,6 +280,10 @@ def _convert(tp: Any, value: Any, source: Source, path: KeyPath) -> Any:
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return from_dict(tp, value, source, path)
+    if isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields"):  # a NamedTuple, e.g. ImageSize
+        hints = get_type_hints(tp)
+        items = _convert(tuple[tuple(hints[f] for f in tp._fields)], value, source, path)  # type: ignore[misc]
+        return tp(*items)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if not isinstance(value, list):
             raise _fail(source, path, f"expected a list, got {type(value).__name__} {value!r}")

@@ -1,19 +1,28 @@
 """Affine crops shared by training and runtime: the person box in the image <-> the model input.
 
-Conventions: points are ``(..., 2)`` as (x, y) in pixels; sizes are (width, height); an affine is a
-``(2, 3)`` float64 matrix mapping source points to destination points (``dst = A @ [x, y, 1]``).
+Conventions: points are ``(..., 2)`` as (x, y) in pixels; sizes are ``sizes.ImageSize`` (width, height);
+an affine is a ``(2, 3)`` float64 matrix mapping source points to destination points (``dst = A @ [x, y, 1]``).
+Images come from OpenCV and PyAV as uint8 BGR; `InputFormat` turns crops of them into the model's input.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
 
 import cv2
 import numpy as np
 
-# Model input normalisation: RGB, pixels scaled to 0..1, then per-channel (x - mean) / std.
-INPUT_COLOR = "RGB"
+from stagepose.sizes import ImageSize
+
+Color = Literal["RGB", "BGR"]
+
+# Model input normalisation of every stagepose model: RGB, pixels scaled to 0..1, then per-channel
+# (x - mean) / std. Exported models record it in their sidecar, which is what the runtime follows.
+INPUT_COLOR: Color = "RGB"
 INPUT_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 INPUT_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
@@ -83,9 +92,10 @@ def apply_affine(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 def warp_crop(image: np.ndarray, affine: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
-    """Resample ``image`` (H, W, 3) into the crop ``output_size`` (w, h); outside is black."""
+    """Resample ``image`` (H, W, 3) into the crop ``output_size`` (width, height); outside is black."""
+    width, height = output_size
     return cv2.warpAffine(
-        image, affine, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR,
+        image, affine, (int(width), int(height)), flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
     )  # fmt: skip
 
@@ -94,9 +104,79 @@ def to_model_input(
     crops_bgr: np.ndarray,
     mean: Sequence[float] = INPUT_MEAN,
     std: Sequence[float] = INPUT_STD,
+    color: Color = INPUT_COLOR,
 ) -> np.ndarray:
-    """(N, H, W, 3) uint8 BGR crops -> (N, 3, H, W) float32 normalised RGB, contiguous."""
-    rgb = crops_bgr[..., ::-1].astype(np.float32) * (1.0 / 255.0)
-    rgb -= np.asarray(mean, dtype=np.float32)
-    rgb *= 1.0 / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
+    """(N, H, W, 3) BGR crops -> (N, 3, H, W) float32, channels in ``color`` order, normalised, contiguous.
+
+    ``mean`` and ``std`` are per model channel (in ``color`` order) for pixels scaled to 0..1. uint8
+    crops go through one ``cv2.LUT`` per crop (a 256-entry float32 table per channel, the same float32
+    values as the arithmetic below, which other dtypes take) and one transposing copy.
+    """
+    if color not in ("RGB", "BGR"):
+        raise ValueError(f"color must be RGB or BGR, got {color!r}")
+    crops_bgr = np.asarray(crops_bgr)
+    if crops_bgr.dtype != np.uint8:
+        pixels = crops_bgr[..., ::-1] if color == "RGB" else crops_bgr
+        pixels = pixels.astype(np.float32) * (1.0 / 255.0)
+        pixels -= np.asarray(mean, dtype=np.float32)
+        pixels *= 1.0 / np.asarray(std, dtype=np.float32)
+        return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+    table = _lookup_table(tuple(float(m) for m in mean), tuple(float(s) for s in std), color)
+    n, h, w, _ = crops_bgr.shape
+    out = np.empty((n, 3, h, w), dtype=np.float32)
+    for crop, planes in zip(crops_bgr, out):
+        normalised = cv2.LUT(crop, table).transpose(2, 0, 1)  # (3, h, w), crop (BGR) channel order
+        planes[:] = normalised[::-1] if color == "RGB" else normalised
+    return out
+
+
+@lru_cache(maxsize=8)
+def _lookup_table(mean: tuple[float, ...], std: tuple[float, ...], color: Color) -> np.ndarray:
+    """(1, 256, 3) float32 for ``cv2.LUT``: the normalised value of each uint8 level per BGR crop channel."""
+    levels = np.arange(256, dtype=np.float32)[:, None] * (1.0 / 255.0)  # the float32 steps of to_model_input
+    levels = levels - np.asarray(mean, dtype=np.float32)
+    levels *= 1.0 / np.asarray(std, dtype=np.float32)  # (256, 3) in model channel order
+    table = np.ascontiguousarray((levels[:, ::-1] if color == "RGB" else levels)[None])
+    table.setflags(write=False)
+    return table
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """What a model takes: its input size, channel order and normalisation (from its sidecar).
+
+    Attributes:
+        size: model input (width, height).
+        color: channel order the model expects; frames arrive BGR and are converted when it says RGB.
+        mean: per-channel mean of pixels scaled to 0..1, in ``color`` order.
+        std: per-channel standard deviation, in ``color`` order.
+    """
+
+    size: ImageSize = ImageSize(256, 256)
+    color: Color = INPUT_COLOR
+    mean: tuple[float, float, float] = INPUT_MEAN
+    std: tuple[float, float, float] = INPUT_STD
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", ImageSize.of(self.size))
+        if self.color not in ("RGB", "BGR"):
+            raise ValueError(f"color must be RGB or BGR, got {self.color!r}")
+
+    def normalise(self, crops_bgr: np.ndarray) -> np.ndarray:
+        """(N, h, w, 3) uint8 BGR crops of the model size -> the (N, 3, h, w) float32 model input."""
+        return to_model_input(crops_bgr, self.mean, self.std, self.color)
+
+    def crop_batch(self, images_bgr: Sequence[np.ndarray], affines: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Cut one crop per (image, affine) pair and normalise them into one (N, 3, h, w) float32 batch.
+
+        Args:
+            images_bgr: N uint8 BGR images (H, W, 3), e.g. the same frame once per performer.
+            affines: N (2, 3) image -> model-input affines (`crop_affine` to ``size``).
+        """
+        if len(images_bgr) != len(affines):
+            raise ValueError(f"{len(images_bgr)} images but {len(affines)} affines")
+        crops = np.empty((len(images_bgr), self.size.height, self.size.width, 3), dtype=np.uint8)
+        for crop, image, affine in zip(crops, images_bgr, affines):
+            cv2.warpAffine(image, affine, self.size, dst=crop, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))  # fmt: skip
+        return self.normalise(crops)

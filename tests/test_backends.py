@@ -19,6 +19,7 @@ from stagepose.models.checkpoint import save_weights
 from stagepose.runtime import BackendConfig, open_auto, open_backend
 from stagepose.runtime.engines import detect_gpu
 from stagepose.runtime.export import export_onnx
+from stagepose.sizes import ImageSize
 
 SIZE = 64
 
@@ -58,8 +59,8 @@ def test_onnxruntime_and_torch_agree_on_cpu(model_dir: Path) -> None:
 def test_torch_backend_loads_weights_directly(model_dir: Path, tmp_path: Path) -> None:
     weights = tmp_path / "only-weights.safetensors"
     shutil.copy(model_dir / "lshm2.safetensors", weights)
-    with open_backend(BackendConfig(weights, backend="torch", device="cpu", input_size=(128, 64))) as b:
-        assert b.input_size == (128, 64)
+    with open_backend(BackendConfig(weights, backend="torch", device="cpu", input_size=ImageSize(64, 128))) as b:
+        assert b.input_size == ImageSize(64, 128)  # (width, height)
         out = b.infer(np.zeros((2, 3, 128, 64), dtype=np.float32))
         assert out.shape == (2, 16, 32, 16)
 

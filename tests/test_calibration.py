@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from calibration_synthetic import SyntheticCamera, random_board_poses, standing_person
 
 from stagepose.calibration.files import (
     CameraCalibration,
@@ -22,7 +23,6 @@ from stagepose.calibration.geometry import look_at_pose
 from stagepose.calibration.intrinsics import Board, calibrate_intrinsics, list_images, read_images
 from stagepose.calibration.mapper import StageMapper
 from stagepose.calibration.stage import fit_stage, load_points
-from stagepose.calibration.synthetic import SyntheticCamera, random_board_poses, standing_person
 from stagepose.errors import ConfigError, DataError
 from stagepose.skeleton import NUM_JOINTS, Joint
 

@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from calibration_synthetic import SyntheticCamera, random_board_poses
 
 from stagepose.calibration.files import load_calibration
 from stagepose.calibration.geometry import look_at_pose
 from stagepose.calibration.mapper import StageMapper
-from stagepose.calibration.synthetic import SyntheticCamera, random_board_poses
 from stagepose.cli import main
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "calibration_pose2sim"

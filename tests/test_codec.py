@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from stagepose.codec import HeatmapCodec
+from stagepose.sizes import ImageSize
 from stagepose.transforms import crop_affine, warp_crop
 
 TOL_HEATMAP_PX = 0.25
@@ -71,3 +72,54 @@ def test_bad_codec_args() -> None:
         HeatmapCodec(sigma=0)
     with pytest.raises(ValueError):
         HeatmapCodec().decode(np.zeros((64, 64)))
+
+
+def _per_joint_dark_offsets(heatmaps: np.ndarray, coords: np.ndarray, sigma: float) -> np.ndarray:
+    """The decoder's former DARK step, one joint at a time: the reference for the batched one."""
+    import cv2
+
+    n, k, h, w = heatmaps.shape
+    kernel = int(2 * round(sigma) + 1) | 1
+    offsets = np.zeros_like(coords)
+    for i in range(n):
+        for j in range(k):
+            x, y = int(coords[i, j, 0]), int(coords[i, j, 1])
+            if not (0 < x < w - 1 and 0 < y < h - 1) or heatmaps[i, j, y, x] <= 0:
+                continue
+            r = kernel // 2 + 2
+            y0, y1, x0, x1 = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
+            window = cv2.GaussianBlur(heatmaps[i, j, y0:y1, x0:x1].astype(np.float64), (kernel, kernel), 0,
+                                      borderType=cv2.BORDER_REPLICATE)  # fmt: skip
+            patch = window[y - 1 - y0 : y + 2 - y0, x - 1 - x0 : x + 2 - x0]
+            log = np.log(np.maximum(patch, 1e-10))
+            c = log[1, 1]
+            dx, dy = 0.5 * (log[1, 2] - log[1, 0]), 0.5 * (log[2, 1] - log[0, 1])
+            dxx, dyy = log[1, 2] - 2 * c + log[1, 0], log[2, 1] - 2 * c + log[0, 1]
+            dxy = 0.25 * (log[2, 2] - log[2, 0] - log[0, 2] + log[0, 0])
+            det = dxx * dyy - dxy**2
+            if dxx >= 0 or dyy >= 0 or det <= 1e-12:
+                continue
+            offsets[i, j] = np.clip([-(dyy * dx - dxy * dy) / det, -(dxx * dy - dxy * dx) / det], -0.5, 0.5)
+    return offsets
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 3.0])
+def test_batched_dark_decode_equals_per_joint_reference(sigma: float) -> None:
+    """Random heatmaps (peaks anywhere, on the border too, some empty): same coordinates within 1e-4 px."""
+    codec = HeatmapCodec((128, 96), (32, 24), sigma=sigma)
+    rng = np.random.default_rng(7)
+    keypoints = rng.uniform(-8, 136, (5, 16, 2))
+    heatmaps = np.stack([codec.encode(kp, np.ones(16))[0] for kp in keypoints])
+    heatmaps += rng.uniform(0, 0.3, heatmaps.shape).astype(np.float32)
+    heatmaps[0, :4] = 0.0  # empty heatmaps keep the integer arg-max
+    heatmaps[1, 5] = rng.uniform(0, 1, (24, 32))  # noise only
+    coords, _ = HeatmapCodec((128, 96), (32, 24), sigma=sigma, refine="none").decode(heatmaps)
+    expected = coords + _per_joint_dark_offsets(heatmaps, coords, sigma)
+    got, _ = codec.decode(heatmaps)
+    assert np.abs(got - expected).max() <= 1e-4
+    assert np.any(got != coords)  # the step did move most peaks
+
+
+def test_codec_for_input_uses_the_model_stride() -> None:
+    codec = HeatmapCodec.for_input(ImageSize(192, 256), sigma=1.5)
+    assert codec.input_size == (192, 256) and codec.heatmap_size == ImageSize(48, 64) and codec.sigma == 1.5

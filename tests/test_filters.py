@@ -27,6 +27,8 @@ from stagepose.show.filters import (
     make_smoother,
     rts_smooth,
 )
+from stagepose.show.filters.base import check_inputs
+from stagepose.skeleton import NUM_JOINTS
 
 T0 = 1_700_000_000.0  # a real Unix time: dt must survive float64 at this magnitude
 FPS = 30.0
@@ -180,6 +182,15 @@ def test_every_smoother_has_the_same_output_contract(method: str) -> None:
         smoother.update(math.nan, measured[0], conf[0])
 
 
+def test_confidence_is_brought_into_zero_to_one() -> None:
+    """NaN and values <= 0 count as 0 (not measured), values above 1 as 1; the caller's array is not touched."""
+    conf = np.array([np.nan, -0.5, 0.0, 0.3, 1.0, 1.7, np.inf, -np.inf])
+    before = conf.copy()
+    _, _, c = check_inputs(T0, np.zeros((8, 2)), conf, 8)
+    np.testing.assert_array_equal(c, [0.0, 0.0, 0.0, 0.3, 1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(conf, before)
+
+
 @pytest.mark.parametrize("method", ["kalman", "one_euro", "none"])
 def test_out_of_order_frames_are_ignored_and_counted(method: str) -> None:
     t, _, measured, conf = synthetic(n=10)
@@ -248,7 +259,7 @@ def test_kalman_bridges_a_dropout_by_prediction_with_growing_uncertainty() -> No
 
 
 def test_kalman_uncertainty_follows_real_time_not_frame_count() -> None:
-    """A dropped frame is a longer step: more growth than one nominal frame (trap T9)."""
+    """A dropped frame is a longer step: more growth than one nominal frame."""
     cfg = KalmanConfig()
     joints = np.full((16, 2), 500.0)
     conf = np.ones(16)
@@ -363,6 +374,156 @@ def test_reset_forgets_every_joint() -> None:
     np.testing.assert_allclose(pose.position[ok], measured[0][ok])
 
 
+# -- Parity of the vectorised filter with one filterpy KalmanFilter per joint ------------------------------
+
+
+PARITY_TOL = 1e-6  # px, px/s, quality and std: float64 round-off of two orders of the same sums
+
+
+class FilterpyReference:
+    """The filter as it was before issue 13: one ``filterpy.kalman.KalmanFilter`` per joint, stepped one by one.
+
+    Independent of ``stagepose.show.filters.kalman`` on purpose: F is built here and Q comes from filterpy's
+    ``Q_continuous_white_noise``, so a wrong closed form or a wrong batched step cannot agree with itself.
+    """
+
+    def __init__(self, cfg: KalmanConfig, k: int = 16) -> None:
+        from filterpy.kalman import KalmanFilter
+
+        self.cfg, self.k = cfg, k
+        self.order = 2 if cfg.model == "cv" else 3
+        self.dim = 2 * self.order
+        self.filters = [KalmanFilter(dim_x=self.dim, dim_z=2) for _ in range(k)]
+        for kf in self.filters:
+            kf.H = np.zeros((2, self.dim))
+            kf.H[0, 0] = kf.H[1, 1] = 1.0
+        self.active = np.zeros(k, dtype=bool)
+        self.t_measured = np.full(k, -np.inf)
+        self.held = np.full((k, 2), np.nan)
+        self.t: float | None = None
+        self.last: dict | None = None
+
+    def matrices(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        from filterpy.common import Q_continuous_white_noise
+
+        f1 = np.eye(self.order)
+        for i in range(self.order - 1):
+            f1[i, i + 1] = dt
+        if self.order == 3:
+            f1[0, 2] = dt * dt / 2
+        q1 = Q_continuous_white_noise(dim=self.order, dt=dt, spectral_density=self.cfg.q) if dt > 0 else 0 * f1
+        return np.kron(f1, np.eye(2)), np.kron(q1, np.eye(2))
+
+    def update(self, t: float, z: np.ndarray, c: np.ndarray) -> dict:
+        cfg = self.cfg
+        if self.t is not None and t < self.t:
+            return self.last  # out of order: ignored
+        c = np.clip(np.nan_to_num(c, nan=0.0), 0.0, 1.0)
+        dt = 0.0 if self.t is None else t - self.t
+        f, q = self.matrices(dt)
+        valid = np.isfinite(z).all(axis=1) & (c >= cfg.min_confidence) & (c > 0)
+        self.active &= ~(t - self.t_measured > cfg.lost_after_s)
+        for j, kf in enumerate(self.filters):
+            if self.active[j]:
+                if dt > 0:
+                    kf.predict(F=f, Q=q)
+                if valid[j]:
+                    kf.update(z[j], R=(cfg.measurement_std / c[j]) ** 2 * np.eye(2))
+            elif valid[j]:
+                p = np.full(self.dim, cfg.initial_velocity_std**2)
+                p[0:2] = (cfg.measurement_std / c[j]) ** 2
+                if self.order == 3:
+                    p[4:6] = (cfg.initial_velocity_std / 0.1) ** 2
+                kf.x = np.zeros((self.dim, 1))
+                kf.x[0:2, 0] = z[j]
+                kf.P = np.diag(p)
+                self.active[j] = True
+        self.t_measured[valid] = t
+        self.t = t
+        x = np.stack([kf.x[:, 0] for kf in self.filters])
+        p = np.stack([kf.P for kf in self.filters])
+        self.last = self.pose(t, valid, x, p)
+        self.held = self.last["position"]
+        return self.last
+
+    def forecast(self, t_send: float) -> dict:
+        dt = min(max(t_send - self.t, 0.0), self.cfg.max_forecast_s)
+        if dt == 0:
+            return self.last
+        f, q = self.matrices(dt)
+        x = np.stack([f @ kf.x[:, 0] for kf in self.filters])
+        p = np.stack([f @ kf.P @ f.T + q for kf in self.filters])
+        return self.pose(self.t + dt, np.zeros(self.k, dtype=bool), x, p)
+
+    def pose(self, t: float, measured: np.ndarray, x: np.ndarray, p: np.ndarray) -> dict:
+        a = self.active.copy()
+        std = np.where(a, np.sqrt(0.5 * (p[:, 0, 0] + p[:, 1, 1])), np.inf)
+        return {
+            "t": t,
+            "position": np.where(a[:, None], x[:, 0:2], self.held),
+            "velocity": np.where(a[:, None], x[:, 2:4], 0.0),
+            "quality": np.where(a, np.clip(self.cfg.measurement_std / std, 0.0, 1.0), 0.0),
+            "std": std,
+            "measured": measured & a,
+            "lost": ~a,
+            "x": x,
+            "P": p,
+        }
+
+
+def hard_track(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Everything the filter branches on: (t (n,), measured (n,16,2), confidence (n,16)).
+
+    Timestamp jitter, dropped frames (2-3 frame steps), a duplicate timestamp, an out-of-order frame, a
+    0.7 s camera stall (every joint lost, then restarted), joint 5 lost for 0.8 s and restarted elsewhere,
+    joint 7 unseen for the first 20 frames, confidences across min_confidence with zeros and NaNs.
+    """
+    t, _, measured, _ = synthetic(seed, n)
+    rng = np.random.default_rng(100 + seed)
+    t = t + np.cumsum(np.where(rng.random(n) < 0.03, 1.0 / FPS, 0.0))  # some 3-frame steps
+    t[50] = t[49]  # a duplicate timestamp: dt = 0
+    t[200:] += 0.7  # the camera stalls for 0.7 s > lost_after_s
+    t[120] = t[118] - 0.01  # out of order: ignored
+    conf = rng.uniform(0.0, 1.0, (n, 16))  # a fifth below min_confidence = 0.2
+    conf[rng.random((n, 16)) < 0.03] = 0.0
+    conf[rng.random((n, 16)) < 0.03] = np.nan
+    measured[:20, 7] = np.nan
+    measured[80:105, 5] = np.nan  # 0.8 s without joint 5
+    measured[105:, 5] += 300.0  # and it comes back far away
+    measured[105, 5], conf[105, 5] = (900.0, 120.0), 0.9
+    return t, measured, conf
+
+
+@pytest.mark.parametrize("model", ["cv", "ca"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_vectorised_kalman_equals_one_filterpy_filter_per_joint(model: str, seed: int) -> None:
+    cfg = KalmanConfig(model=model, max_forecast_s=0.1)
+    t, measured, conf = hard_track(seed)
+    ours, ref = KalmanSmoother(cfg), FilterpyReference(cfg)
+    horizons = np.random.default_rng(seed).choice([-0.05, 0.0, 0.02, 0.05, 0.3], len(t))  # 0.3 is clipped
+    seen = {"lost": False, "restart": False, "predicted_only": False, "forecast_clipped": False}
+    for i in range(len(t)):
+        pose, expected = ours.update(t[i], measured[i], conf[i]), ref.update(t[i], measured[i], conf[i])
+        for got, want in ((pose, expected), (ours.forecast(t[i] + horizons[i]), ref.forecast(t[i] + horizons[i]))):
+            assert got.t == want["t"]
+            for name in ("position", "velocity", "quality", "std"):
+                np.testing.assert_allclose(
+                    getattr(got, name), want[name], rtol=0, atol=PARITY_TOL, err_msg=f"{name} {i}"
+                )
+            np.testing.assert_array_equal(got.measured, want["measured"])
+            np.testing.assert_array_equal(got.lost, want["lost"])
+        x, p = ours._states()
+        active = ~pose.lost
+        np.testing.assert_allclose(x[active], expected["x"][active], rtol=1e-9, atol=PARITY_TOL)
+        np.testing.assert_allclose(p[active], expected["P"][active], rtol=1e-9, atol=PARITY_TOL)
+        seen["lost"] |= bool(pose.lost[5] and i < 105)
+        seen["restart"] |= bool(i == 105 and ours._started[5] and pose.position[5, 0] == 900.0)
+        seen["predicted_only"] |= bool((~pose.lost & ~pose.measured).any())
+        seen["forecast_clipped"] |= bool(horizons[i] > cfg.max_forecast_s)
+    assert all(seen.values()), seen  # the track did exercise every branch
+    assert ours.out_of_order == 1
+
+
 # -- RTS -------------------------------------------------------------------------------------------------
 
 
@@ -456,3 +617,24 @@ def test_pass_through_returns_raw_joints_and_holds_missing_ones() -> None:
     assert pose.lost[2] and pose.quality[2] == 0
     np.testing.assert_array_equal(pose.position[2], joints[2])
     assert smoother.forecast(T0 + 1.0) is pose
+
+
+
+@pytest.mark.parametrize("make", [lambda: KalmanSmoother(KalmanConfig(lost_after_s=0.5)),
+                                  lambda: OneEuroSmoother(OneEuroConfig(lost_after_s=0.5))])
+@pytest.mark.parametrize(("noise_s", "lost"), [(-2.4e-7, False), (2.4e-7, False), (1e-3, True)])
+def test_a_gap_of_lost_after_s_is_judged_with_float_noise_in_mind(make, noise_s: float, lost: bool) -> None:
+    """Capture times are Unix seconds (~1.8e9, one float64 step is 2.4e-7 s): a gap of exactly
+    lost_after_s may come out a step either side, and that must not decide whether a joint is lost."""
+    smoother = make()
+    joints = np.full((NUM_JOINTS, 2), 100.0)
+    seen = np.ones(NUM_JOINTS)
+    unseen = np.where(np.arange(NUM_JOINTS) == 10, 0.0, 1.0)
+    t0 = 1.8e9
+    for i in range(8):
+        smoother.update(t0 + i / 60, joints, seen)
+    last_seen = t0 + 7 / 60
+    for i in range(8, 37):
+        smoother.update(t0 + i / 60, joints, unseen)
+    pose = smoother.update(last_seen + 0.5 + noise_s, joints, unseen)
+    assert bool(pose.lost[10]) is lost

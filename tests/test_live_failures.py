@@ -1,7 +1,8 @@
 """The show must not stop: a failing record, cameras that never deliver, and the exit code that says so.
 
 Real parts only: `stagepose live` in a subprocess under a real file-size limit, OSC received on a real UDP
-socket, a real RTSP address nobody listens on, the shipped calibration on a clip of another resolution.
+socket, a real RTSP address nobody listens on, the shipped calibration on a clip (refused at start-up) and
+on a real RTSP feed (refused at its first frame) of another resolution.
 """
 
 from __future__ import annotations
@@ -79,14 +80,16 @@ def _two_camera_show(tmp_path: Path, model: Path, port: int, second: dict) -> Pa
     "second",
     [
         pytest.param({"uri": "never-connects", "stall_timeout_s": 1.0}, id="rtsp-never-connects"),
-        pytest.param({"uri": f"{DEMO_CLIP}?loop=true", "calibration": str(CALIBRATION_1088)}, id="calibration-misfit"),
+        pytest.param({"uri": "rtsp-server", "calibration": str(CALIBRATION_1088)}, id="calibration-misfit"),
     ],
 )
 def test_a_camera_that_never_delivers_sends_lost_status_and_is_recorded(
-    tmp_path: Path, small_onnx: Path, collector, second: dict
+    tmp_path: Path, small_onnx: Path, collector, second: dict, request: pytest.FixtureRequest
 ) -> None:
     if second["uri"] == "never-connects":
         second = {**second, "uri": f"rtsp://127.0.0.1:{free_port()}/none"}  # nothing listens there
+    else:  # a live feed whose size is only known at its first frame: refused then, not at start-up
+        second = {**second, "uri": request.getfixturevalue("rtsp_server").url}
     show = load_show(_two_camera_show(tmp_path, small_onnx, collector.port, second))
     summary = run_live(show, status_stream=io.StringIO())
     assert summary.frames["cam1"] > 0 and summary.frames["cam2"] == 0
@@ -106,11 +109,11 @@ def test_a_camera_that_never_delivers_sends_lost_status_and_is_recorded(
 
 @pytest.mark.parametrize("refused", [False, True], ids=["no-camera-connects", "every-frame-refused"])
 def test_live_exits_3_when_no_camera_ever_delivered(
-    tmp_path: Path, small_onnx: Path, collector, refused, capsys
+    tmp_path: Path, small_onnx: Path, collector, refused, capsys, request: pytest.FixtureRequest
 ) -> None:  # noqa: E501
     if refused:
-        clip = f"{DEMO_CLIP}?pacing=realtime"
-        config = base_show(small_onnx, clip, collector.port, calibration=str(CALIBRATION_1088))
+        url = request.getfixturevalue("rtsp_server").url
+        config = base_show(small_onnx, url, collector.port, calibration=str(CALIBRATION_1088))
     else:
         config = base_show(small_onnx, f"rtsp://127.0.0.1:{free_port()}/none", collector.port)
     show = write_show(tmp_path, config)
@@ -119,3 +122,13 @@ def test_live_exits_3_when_no_camera_ever_delivered(
     assert "show failed" in err and "cam1" in err
     config["cameras"][0] = {"id": "cam1", "uri": f"{DEMO_CLIP}?pacing=realtime", "performer": "p1"}
     assert main(["live", "--show", str(write_show(tmp_path, config)), "--duration", "2.5"]) == 0  # a finished show
+
+
+def test_a_calibration_that_does_not_fit_a_clip_stops_the_show_at_start_up(
+    tmp_path: Path, small_onnx: Path, collector, capsys
+) -> None:
+    config = base_show(small_onnx, f"{DEMO_CLIP}?loop=true", collector.port, calibration=str(CALIBRATION_1088))
+    assert main(["live", "--show", str(write_show(tmp_path, config)), "--duration", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "camera 'cam1'" in err[0] and "cam01.yaml" in err[0] and "1088x1920" in err[0], err
+    assert "Traceback" not in "\n".join(err) and not collector.datagrams  # nothing was sent: the show never began

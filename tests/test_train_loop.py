@@ -15,9 +15,10 @@ from stagepose.cli import main
 from stagepose.data.label import label_entries, spec_entries
 from stagepose.data.teacher_labels import TeacherInfo
 from stagepose.errors import ConfigError, ModelError
+from stagepose.fileio import atomic_write
 from stagepose.models import build_model
 from stagepose.models.checkpoint import load_model, load_state, save_weights
-from stagepose.train.checkpoints import atomic_write, load_checkpoint, save_checkpoint
+from stagepose.train.checkpoints import load_checkpoint, save_checkpoint
 from stagepose.train.config import load_experiment
 from stagepose.train.curves import read_log
 from stagepose.train.distill import kd_weights

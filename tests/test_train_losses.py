@@ -94,7 +94,7 @@ def test_teacher_stays_frozen_through_a_student_step() -> None:
     task = DistillTask(student, teacher, total_steps=10)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}  # parameters AND BN running stats
     student_before = [p.clone() for p in student.parameters()]
-    task.train()  # trap T6: train() on the task must not put the teacher in training mode
+    task.train()  # train() on the task must not put the teacher in training mode
     assert student.training and not teacher.training
     assert not any(m.training for m in teacher.modules())
     assert all(not p.requires_grad for p in teacher.parameters())

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_cases,
         torch_latency,
     )
+    from stagepose.sizes import ImageSize
 
     dry_run = args.device == "cpu"  # exercises the script without a GPU; fp16 and graphs do not apply
     reason = None if dry_run else cuda_unavailable(args.device)
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": reason, "torch": torch.__version__}))
         return 2
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
-    size = (args.input_size, args.input_size)
+    size = ImageSize.square(args.input_size)
     gpu = {"gpu": "none (dry run on the CPU)", "compute_capability": None, "torch": torch.__version__,
            "cuda": torch.version.cuda} if dry_run else describe_gpu(args.device)  # fmt: skip
     report: dict[str, Any] = {

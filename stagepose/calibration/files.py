@@ -32,8 +32,6 @@ anything else is read.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +40,7 @@ import yaml
 
 from stagepose.config import from_dict, load_yaml, to_dict
 from stagepose.errors import ConfigError
+from stagepose.fileio import atomic_write_text
 
 CALIBRATION_VERSION = 1
 # Distortion vector lengths OpenCV accepts: (k1 k2 p1 p2), + k3, + k4..k6 (rational), + s1..s4, + tx ty.
@@ -227,15 +226,7 @@ def save_calibration(path: str | Path, calibration: CameraCalibration) -> Path:
     order = ("version", "camera", "image_size", "intrinsics", "stage", "created_by")
     data = {k: data[k] for k in sorted(data, key=lambda k: order.index(k) if k in order else len(order))}
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(header + body)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, header + body)
 
 
 def _plain(value: object) -> object:

@@ -1,8 +1,13 @@
 """Runtime use of a calibration: undistort keypoints and place performers on the stage floor.
 
-The show runtime builds one `StageMapper` per camera at start-up (where a bad file must stop the
-show from starting, with a message naming the file) and then calls it per frame; per-frame calls do
-not raise for missing or odd keypoints, they return NaN or None.
+The show's pose pipeline reads every camera's calibration when it is built, before the show starts
+(`load_checked_calibration`): an unreadable or invalid file (non-finite or singular homography), or
+one without the stage homography the show needs, stops the show with a message naming the camera and
+the file. The file must also fit the camera's frame size: a file camera's clip is measured then too,
+so a misfit stops the show as well; a live feed's size is only known at its first frame, so a misfit
+there refuses that camera's frames (reported lost, with the reason) while the other cameras go on.
+`stagepose check` runs the same checks against local clips. Per-frame calls do not raise for missing
+or odd keypoints, they return NaN or None.
 
 Floor position of a performer (`StageMapper.locate_floor`), in order of preference:
 
@@ -105,11 +110,7 @@ class StageMapper:
                 f"{want[0]}x{want[1]}; set the camera to {have[0]}x{have[1]} or recalibrate at {want[0]}x{want[1]} "
                 f"(`stagepose calibrate intrinsics`, then `stagepose calibrate stage`)"
             )
-        if require_stage and calibration.stage is None:
-            raise ConfigError(
-                f"{source}: has lens intrinsics but no stage calibration; run `stagepose calibrate stage "
-                f"--image FRAME --points POINTS.yaml --out {source}`"
-            )
+        _check_stage(calibration, source, require_stage)
         self.calibration = calibration
         self.source = source
         self.image_size = want
@@ -255,6 +256,28 @@ class StageMapper:
         """Stage floor (x, y) in metres of one performer, or None; see `locate_floor`."""
         found = self.locate_floor(joints_px, confidence, min_conf)
         return None if found is None else (found.x, found.y)
+
+
+def _check_stage(calibration: CameraCalibration, source: str, require_stage: bool) -> None:
+    if require_stage and calibration.stage is None:
+        raise ConfigError(
+            f"{source}: has lens intrinsics but no stage calibration; run `stagepose calibrate stage "
+            f"--image FRAME --points POINTS.yaml --out {source}`"
+        )
+
+
+def load_checked_calibration(path: str | Path, *, require_stage: bool = True) -> CameraCalibration:
+    """Read a calibration file and check what can be checked before the frame size is known.
+
+    The loader refuses wrong fields and a non-finite or singular homography or camera matrix; this adds
+    the stage homography when ``require_stage``. The size check is `StageMapper`'s.
+
+    Raises:
+        ConfigError: unreadable or invalid file, no stage homography while ``require_stage``.
+    """
+    calibration = load_calibration(path)
+    _check_stage(calibration, str(path), require_stage)
+    return calibration
 
 
 def _upright_solution(

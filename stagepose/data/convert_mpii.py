@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from stagepose.errors import DataError
+from stagepose.fileio import atomic_write_text
 from stagepose.skeleton import NUM_JOINTS
 
 logger = logging.getLogger(__name__)
@@ -218,9 +219,7 @@ def convert_mpii(
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, items in splits.items():
         path = out_dir / f"{split}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(items), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(items))
         report.files.append(path)
     report.train_persons, report.valid_persons = len(splits["train"]), len(splits["valid"])
     report.train_images, report.valid_images = len(images["train"]), len(images["valid"])

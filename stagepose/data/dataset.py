@@ -29,6 +29,7 @@ from stagepose.data.entries import DataSummary, PersonEntry
 from stagepose.data.sample import make_sample
 from stagepose.data.teacher_labels import TeacherLabels, no_opinion
 from stagepose.errors import DataError
+from stagepose.sizes import ImageSize
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,9 @@ class PoseDataset(Dataset[dict[str, Any]]):
         return len(self.entries)
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        """Crop (w, h) in pixels."""
-        return (int(self.codec.input_size[0]), int(self.codec.input_size[1]))
+    def input_size(self) -> ImageSize:
+        """Crop (width, height) in pixels."""
+        return self.codec.input_size
 
     @property
     def labelled(self) -> bool:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from stagepose.errors import DataError
+from stagepose.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -197,8 +198,5 @@ def _write_manifest(out_dir: Path, frames: list[ExtractedFrame]) -> Path:
         except (OSError, ValueError, AttributeError):
             logger.warning("%s: unreadable; writing a new manifest", path)
     entries.update({f.file: asdict(f) for f in frames})
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"frames": sorted(entries.values(), key=lambda e: str(e["file"]))}, indent=1),
-                   encoding="utf-8")  # fmt: skip
-    tmp.replace(path)
-    return path
+    frames_json = {"frames": sorted(entries.values(), key=lambda e: str(e["file"]))}
+    return atomic_write_text(path, json.dumps(frames_json, indent=1))

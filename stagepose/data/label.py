@@ -41,6 +41,7 @@ from stagepose.data.entries import PersonEntry
 from stagepose.data.label_options import MODES, TEACHERS, LabelMode
 from stagepose.data.teacher_labels import TeacherInfo, TeacherLabels, read_labels, write_labels
 from stagepose.errors import ConfigError, DataError
+from stagepose.fileio import atomic_write_text
 from stagepose.transforms import apply_affine, box_with_aspect, crop_affine, invert_affine, warp_crop
 
 logger = logging.getLogger(__name__)
@@ -289,10 +290,7 @@ def write_person_boxes(labels: TeacherLabels, entries: Sequence[PersonEntry], pa
             found.append([round(cx - w / 2, 1), round(cy - h / 2, 1), round(w, 1), round(h, 1)])
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(boxes, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(boxes, indent=1))
     except OSError as exc:
         raise DataError(f"{path}: cannot write the boxes file ({exc})") from None
     return sum(len(b) for b in boxes.values())

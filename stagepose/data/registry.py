@@ -24,8 +24,7 @@ from stagepose.data.entries import PersonEntry
 from stagepose.data.spec import SPEC_HELP, DatasetSpec, Split, parse_spec
 from stagepose.data.teacher_labels import TeacherLabels
 from stagepose.errors import ConfigError, DataError
-
-HEATMAP_STRIDE = 4
+from stagepose.sizes import HEATMAP_STRIDE, ImageSize
 
 
 def build_dataset(
@@ -43,9 +42,9 @@ def build_dataset(
     Args:
         spec: spec string (or parsed spec).
         split: "train" or "val": picks the entries (see module docstring).
-        input_size: crop (w, h); heatmaps are a quarter of it.
+        input_size: crop (width, height); heatmaps are ``sizes.HEATMAP_STRIDE`` times smaller.
         augment: random changes for training; must be None for "val".
-        codec: target encoder; default ``HeatmapCodec(input_size, input_size / 4)``. Its
+        codec: target encoder; default ``HeatmapCodec.for_input(input_size)``. Its
             ``input_size`` must equal ``input_size``.
         seed: base seed of the per-sample generators.
         teacher_labels: offline teacher keypoints to render into every sample (``teacher_heatmaps``).
@@ -56,13 +55,13 @@ def build_dataset(
         ConfigError: augmentation asked for the val split, or a codec of another input size.
     """
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
-    input_size = (int(input_size[0]), int(input_size[1]))
-    if min(input_size) < HEATMAP_STRIDE or input_size[0] % HEATMAP_STRIDE or input_size[1] % HEATMAP_STRIDE:
-        raise ConfigError(f"input_size {input_size}: width and height must be positive multiples of {HEATMAP_STRIDE}")
+    input_size = ImageSize.of(input_size)
+    if min(input_size) < HEATMAP_STRIDE or input_size.width % HEATMAP_STRIDE or input_size.height % HEATMAP_STRIDE:
+        raise ConfigError(f"input_size {input_size.text()}: width and height must be positive multiples of "
+                          f"{HEATMAP_STRIDE}")  # fmt: skip
     if codec is None:
-        heatmap_size = (input_size[0] // HEATMAP_STRIDE, input_size[1] // HEATMAP_STRIDE)
-        codec = HeatmapCodec(input_size=input_size, heatmap_size=heatmap_size)
-    elif tuple(codec.input_size) != input_size:
+        codec = HeatmapCodec.for_input(input_size)
+    elif codec.input_size != input_size:
         raise ConfigError(f"codec input_size {tuple(codec.input_size)} differs from the data input_size {input_size}")
     if split == "val" and augment is not None:
         raise ConfigError(f"{parsed.text}: the val split is never augmented; pass augment=None")

@@ -82,12 +82,12 @@ def make_sample(
     Returns:
         The sample dict described in the module docstring.
     """
-    input_size = (int(codec.input_size[0]), int(codec.input_size[1]))
+    input_size = codec.input_size
     params = base_crop(entry, input_size)
     if augment is not None:
         if rng is None:
             raise ValueError("augmentation needs a random generator (rng)")
-        params = draw_crop(rng, augment, params, entry.joints, entry.visible, input_size[0] / input_size[1])
+        params = draw_crop(rng, augment, params, entry.joints, entry.visible, input_size.aspect)
     affine = crop_matrix(params, input_size)
     crop = warp_crop(image_bgr, affine, input_size)
     if augment is not None and rng is not None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from stagepose.errors import DataError
+from stagepose.fileio import atomic_write_bytes
 from stagepose.skeleton import JOINT_NAMES, NUM_JOINTS
 
 FORMAT = "stagepose-teacher-labels"
@@ -146,14 +146,8 @@ def write_labels(path: str | Path, labels: TeacherLabels) -> Path:
     data = labels_to_text(labels).encode("utf-8")
     if path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise DataError(f"{path}: cannot write the label file ({exc})") from None
     return path

@@ -3,7 +3,7 @@
 Shipped weights are safetensors with the preset name in the metadata. Training checkpoints are a dict
 of tensors and plain data saved with ``torch.save`` and read with ``torch.load(weights_only=True)``; they
 hold the student state dict under ``"model"`` and the preset name under ``"preset"``. Loads are strict
-(trap T7): a missing or unexpected key is an error naming the keys.
+(a silently skipped key would leave random weights): a missing or unexpected key is an error naming the keys.
 
 Both kinds also record how the heatmaps must be read: ``input_size`` ("WxH") and ``heatmap_sigma`` (the
 Gaussian sigma of the training targets, which DARK decoding depends on). Files written before the sigma
@@ -22,6 +22,7 @@ from torch import nn
 from stagepose.codec import DEFAULT_SIGMA
 from stagepose.errors import ModelError
 from stagepose.models.registry import ModelPreset, build_model, get_preset
+from stagepose.sizes import ImageSize
 
 SIGMA_KEY = "heatmap_sigma"
 
@@ -94,6 +95,14 @@ def recorded_sigma(metadata: dict[str, Any], path: str | Path) -> float:
         raise ModelError(f"{path}: metadata field '{SIGMA_KEY}' must be a number > 0, got {value!r}; "
                          "re-save the weights from the training run that made them")  # fmt: skip
     return sigma
+
+
+def recorded_input_size(metadata: dict[str, Any]) -> ImageSize | None:
+    """The input size a checkpoint records ("WxH", written by `stagepose train`); None if absent or malformed."""
+    try:
+        return ImageSize.parse(str(metadata["input_size"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def resolve_preset(metadata: dict[str, Any], preset: str | None, path: str | Path) -> ModelPreset:

@@ -3,7 +3,8 @@
 The hourglass (Newell et al. 2016; the paper's LHM in fig. 4 when built with inverted residuals) keeps a
 branch at each scale and a max-pooled branch below it, then fuses the scales by nearest-neighbour
 upsampling and addition. The stacked network returns the heatmaps of every stack so the loss can
-supervise each one; it owns no loss, normalisation or decoding (trap T4).
+supervise each one; it owns no loss, normalisation or decoding, so export and
+reuse need no model changes.
 """
 
 from __future__ import annotations

@@ -32,11 +32,12 @@ from stagepose.errors import EngineError, ModelError, StageposeError
 from stagepose.runtime.backends.base import Backend, BackendConfig, default_threads
 from stagepose.runtime.backends.select import open_backend
 from stagepose.runtime.sidecar import Sidecar
+from stagepose.sizes import ImageSize
 
 log = logging.getLogger(__name__)
 
 MIN_REPORTED_RUNS = 200  # what the acceptance numbers use; fewer is allowed for quick checks (tests)
-FRAME_SIZE = (1920, 1080)  # (w, h) of the frame the per-frame path crops from
+FRAME_SIZE = ImageSize(1920, 1080)  # the frame the per-frame path crops from
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def prepared_models(spec: BenchSpec) -> Iterator[list[BenchModel]]:
                     out = tmp / f"{preset}-{side}.onnx"
                     log.info("bench: exporting %s at %dx%d with random weights", preset, side, side)
                     # the checkpoint sits next to the ONNX under the name its sidecar records (torch backend)
-                    result = export_onnx(weights, out, input_size=(side, side))
+                    result = export_onnx(weights, out, input_size=ImageSize.square(side))
                     models.append(BenchModel(preset, out, result.sidecar, "random-init (exported on the fly)"))
         yield models
 
@@ -196,30 +197,24 @@ class FramePath:
     """The per-frame CPU path around the model: crop + normalise, infer, decode to image pixels."""
 
     def __init__(self, backend: Backend, batch: int, seed: int) -> None:
-        from stagepose.codec import HeatmapCodec
         from stagepose.transforms import CROP_MARGIN, box_with_aspect, crop_affine
 
         rng = np.random.default_rng(seed)
         width, height = FRAME_SIZE
         # a textured 1080p frame (content does not change the cost of warping)
         self.frame = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-        in_h, in_w = backend.input_size
-        self.output_size = (in_w, in_h)
+        self.input_format = backend.input_format
         self.affines = []
         for i in range(batch):
             center = (width * (i + 1) / (batch + 1), height * 0.55)
-            box = box_with_aspect(300.0 * CROP_MARGIN, 700.0 * CROP_MARGIN, in_w / in_h)
-            self.affines.append(crop_affine(center, box, self.output_size))
+            box = box_with_aspect(300.0 * CROP_MARGIN, 700.0 * CROP_MARGIN, backend.input_size.aspect)
+            self.affines.append(crop_affine(center, box, backend.input_size))
         self.affine_stack = np.stack(self.affines)
-        self.codec = HeatmapCodec(input_size=(in_w, in_h), heatmap_size=(in_w // 4, in_h // 4),
-                                  sigma=backend.heatmap_sigma)  # fmt: skip
+        self.codec = backend.codec()
         self.backend = backend
 
     def preprocess(self) -> np.ndarray:
-        from stagepose.transforms import to_model_input, warp_crop
-
-        crops = np.stack([warp_crop(self.frame, a, self.output_size) for a in self.affines])
-        return to_model_input(crops)
+        return self.input_format.crop_batch([self.frame] * len(self.affines), self.affines)
 
     def decode(self, heatmaps: np.ndarray) -> np.ndarray:
         coords, _ = self.codec.decode(heatmaps)
@@ -297,12 +292,12 @@ def _unavailable(name: str, device: str) -> str | None:
 
 def _bench_backend(spec: BenchSpec, model: BenchModel, backend: Backend, report: BenchReport,
                    rng: np.random.Generator) -> None:  # fmt: skip
-    h, w = backend.input_size
+    w, h = backend.input_size
     base = {"model": model.label, "preset": model.sidecar.preset, "weights": model.weights,
             **{k: v for k, v in backend.describe().items() if k not in ("preset", "max_batch")}}  # fmt: skip
     for n in spec.batches:
         batch = rng.standard_normal((n, 3, h, w)).astype(np.float32)
-        log.info("bench: %s %s %dx%d batch %d (%d runs)", backend.name, model.label, h, w, n, spec.runs)
+        log.info("bench: %s %s %dx%d batch %d (%d runs)", backend.name, model.label, w, h, n, spec.runs)
         try:
             samples = time_calls(functools.partial(backend.infer, batch), backend.synchronize, spec.runs, spec.warmup)
         except StageposeError as exc:
@@ -337,9 +332,9 @@ def format_report(report: BenchReport) -> str:
     lines.append(f"{'backend':<12}{'device':<8}{'prec':<6}{'model':<14}{'input':>8}{'batch':>6}"
                  f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'img/s':>9}")  # fmt: skip
     for r in report.results:
-        h, w = r["input_size"]
+        w, h = r["input_size"]
         lat = r["latency_ms"]
-        lines.append(f"{r['backend']:<12}{r['device']:<8}{r['precision']:<6}{r['model']:<14}{f'{h}x{w}':>8}"
+        lines.append(f"{r['backend']:<12}{r['device']:<8}{r['precision']:<6}{r['model']:<14}{f'{w}x{h}':>8}"
                      f"{r['batch']:>6}{lat['p50']:>9.2f}{lat['p95']:>9.2f}{lat['p99']:>9.2f}"
                      f"{r['images_per_s']:>9.1f}")  # fmt: skip
     if report.pipeline:
@@ -347,9 +342,9 @@ def format_report(report: BenchReport) -> str:
         lines.append(f"{'backend':<12}{'model':<14}{'input':>8}{'batch':>6}{'prep':>8}{'infer':>8}"
                      f"{'decode':>8}{'total':>8}{'model %':>9}")  # fmt: skip
         for p in report.pipeline:
-            h, w = p["input_size"]
+            w, h = p["input_size"]
             s = p["stages_ms"]
-            lines.append(f"{p['backend']:<12}{p['model']:<14}{f'{h}x{w}':>8}{p['batch']:>6}"
+            lines.append(f"{p['backend']:<12}{p['model']:<14}{f'{w}x{h}':>8}{p['batch']:>6}"
                          f"{s['preprocess']['p50']:>8.2f}{s['infer']['p50']:>8.2f}{s['decode']['p50']:>8.2f}"
                          f"{s['total']['p50']:>8.2f}{100 * p['model_share_p50']:>8.0f}%")  # fmt: skip
     for e in report.errors:

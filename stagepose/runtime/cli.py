@@ -56,30 +56,23 @@ def _run_export(args: argparse.Namespace) -> int:
             "nothing to export: pass --checkpoint with trained weights (.safetensors or a training .pt); "
             "to time an untrained preset use `stagepose bench --preset NAME`"
         )
+    from stagepose.models.checkpoint import load_state, recorded_input_size
     from stagepose.runtime.export import DEFAULT_OPSET, PARITY_TOLERANCE, export_onnx
+    from stagepose.sizes import ImageSize
 
-    input_size = (args.input_size, args.input_size) if args.input_size else _trained_input_size(args.checkpoint)
+    if args.input_size:
+        input_size = ImageSize.square(args.input_size)
+    else:  # the size it was trained at, else 256x256
+        input_size = recorded_input_size(load_state(args.checkpoint)[1]) or ImageSize(256, 256)
     result = export_onnx(
         args.checkpoint, args.out, preset=args.preset, input_size=input_size,
         opset=args.opset or DEFAULT_OPSET, tolerance=args.tolerance or PARITY_TOLERANCE,
     )  # fmt: skip
     print(f"wrote {result.onnx_path} and {result.sidecar_path} "
-          f"(preset {result.sidecar.preset}, {input_size[1]}x{input_size[0]}, heatmap sigma "
+          f"(preset {result.sidecar.preset}, {input_size.text()}, heatmap sigma "
           f"{result.sidecar.heatmap_sigma:g}, opset {result.sidecar.opset}, "
           f"max |onnxruntime - torch| = {result.max_abs_diff:.2g})")  # fmt: skip
     return 0
-
-
-def _trained_input_size(checkpoint: str) -> tuple[int, int]:
-    """(H, W) the checkpoint records ("WxH" in its metadata, written by `stagepose train`), else 256x256."""
-    from stagepose.models.checkpoint import load_state
-
-    _, metadata = load_state(checkpoint)
-    recorded = str(metadata.get("input_size", ""))
-    width, sep, height = recorded.partition("x")
-    if sep and width.isdigit() and height.isdigit():
-        return int(height), int(width)
-    return 256, 256
 
 
 # ------------------------------------------------------------------------------------------ engine

@@ -24,8 +24,8 @@ from typing import Literal
 
 from stagepose.config import Source, from_dict, to_dict
 from stagepose.errors import ConfigError, EngineError
+from stagepose.fileio import atomic_write_text
 from stagepose.hashing import sha256_file
-from stagepose.runtime.sidecar import atomic_write_text
 
 log = logging.getLogger(__name__)
 

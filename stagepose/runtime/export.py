@@ -6,7 +6,8 @@ emits opset 20, while the TorchScript exporter warns that it is deprecated and w
 graph is written as one self-contained file (no external-data side file) so its sha256 names it fully.
 
 The exported graph has one input ``input`` (N, 3, H, W) float32 normalised RGB, with a dynamic batch,
-and one output ``heatmaps`` (N, 16, H/4, W/4): only the last stack, which is all the runtime decodes.
+and one output ``heatmaps`` (N, 16, H/s, W/s), s = ``sizes.HEATMAP_STRIDE``: only the last stack, which is
+all the runtime decodes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextlib
 import datetime as dt
 import io
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,14 +27,17 @@ from torch import Tensor, nn
 
 from stagepose import __version__
 from stagepose.errors import ModelError
+from stagepose.fileio import atomic_write
 from stagepose.hashing import sha256_file
-from stagepose.runtime.sidecar import Sidecar, sidecar_path, temp_path_beside
+from stagepose.runtime.sidecar import Sidecar, sidecar_path
+from stagepose.sizes import ImageSize
 from stagepose.skeleton import JOINT_NAMES
 from stagepose.transforms import INPUT_COLOR, INPUT_MEAN, INPUT_STD
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 20
+DEFAULT_INPUT_SIZE = ImageSize(256, 256)
 PARITY_TOLERANCE = 1e-4
 # Batch sizes checked against PyTorch: 1 and a multi-camera batch (proves the batch axis is dynamic).
 PARITY_BATCHES = (1, 3)
@@ -55,7 +58,7 @@ def export_onnx(
     out: str | Path,
     *,
     preset: str | None = None,
-    input_size: tuple[int, int] = (256, 256),
+    input_size: ImageSize = DEFAULT_INPUT_SIZE,
     opset: int = DEFAULT_OPSET,
     tolerance: float = PARITY_TOLERANCE,
     seed: int = 0,
@@ -68,7 +71,7 @@ def export_onnx(
         out: destination ``.onnx`` path (its folder is created).
         preset: model preset; must match the one the checkpoint records (needed only when it records
             none).
-        input_size: model input (H, W) in pixels, multiples of the preset's ``min_input_multiple``.
+        input_size: model input (width, height) in pixels, multiples of the preset's ``min_input_multiple``.
         opset: ONNX opset to emit.
         tolerance: largest accepted max |ONNX Runtime - PyTorch| heatmap difference.
         seed: seed of the random parity inputs.
@@ -89,35 +92,35 @@ def export_onnx(
     checkpoint = Path(checkpoint)
     model, spec, metadata = load_model_and_metadata(checkpoint, preset)
     sigma = recorded_sigma(metadata, checkpoint)  # travels in the sidecar to every decoder
-    height, width = (int(v) for v in input_size)
+    size = ImageSize.of(input_size)
     multiple = spec.min_input_multiple
-    if height <= 0 or width <= 0 or height % multiple or width % multiple:
+    if min(size) <= 0 or size.width % multiple or size.height % multiple:
         raise ModelError(
-            f"input size {height}x{width} does not fit preset {spec.name!r}: height and width must be "
+            f"input size {size.text()} does not fit preset {spec.name!r}: height and width must be "
             f"positive multiples of {multiple}"
         )
     wrapper = LastStack(model).eval()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_beside(out)
-    try:
-        _torch_export(wrapper, tmp, (height, width), opset)
+    parity: list[float] = []
+
+    def export_and_check(tmp: Path) -> None:
+        """Write the ONNX to ``tmp``; raise unless it passes the checker and matches PyTorch."""
+        _torch_export(wrapper, tmp, size, opset)
         _check_graph(tmp, opset)
-        max_diff = _parity(wrapper, tmp, (height, width), seed)
-        if not max_diff <= tolerance:  # also catches NaN
+        parity.append(_parity(wrapper, tmp, size, seed))
+        if not parity[0] <= tolerance:  # also catches NaN
             raise ModelError(
                 f"export of {checkpoint} rejected: ONNX Runtime and PyTorch heatmaps differ by up to "
-                f"{max_diff:.3g} (tolerance {tolerance:g}); nothing was written to {out}"
+                f"{parity[0]:.3g} (tolerance {tolerance:g}); nothing was written to {out}"
             )
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(out, export_and_check)
+    max_diff = parity[0]
     sidecar = Sidecar(
         preset=spec.name,
-        input_size=(height, width),
-        heatmap_size=(height // 4, width // 4),
-        color=INPUT_COLOR,  # type: ignore[arg-type]
+        input_size=size,
+        heatmap_size=size.heatmap(),
+        color=INPUT_COLOR,
         mean=tuple(float(v) for v in INPUT_MEAN),  # type: ignore[arg-type]
         std=tuple(float(v) for v in INPUT_STD),  # type: ignore[arg-type]
         joints=JOINT_NAMES,
@@ -132,13 +135,13 @@ def export_onnx(
         stagepose_version=__version__,
     )
     side = sidecar.write(sidecar_path(out))
-    log.info("exported %s (%s, %dx%d, heatmap sigma %g, opset %d, parity %.2g) with sidecar %s",
-             out, spec.name, height, width, sigma, opset, max_diff, side)  # fmt: skip
+    log.info("exported %s (%s, %s, heatmap sigma %g, opset %d, parity %.2g) with sidecar %s",
+             out, spec.name, size.text(), sigma, opset, max_diff, side)  # fmt: skip
     return ExportResult(out, side, sidecar, float(max_diff))
 
 
 class LastStack(nn.Module):
-    """``(N, 3, H, W) -> (N, 16, H/4, W/4)``: a stacked hourglass reduced to its last stack's heatmaps.
+    """``(N, 3, H, W) -> (N, 16, H/s, W/s)``: a stacked hourglass reduced to its last stack's heatmaps.
 
     The runtime decodes only the last stack; slicing inside the exported graph keeps the earlier
     stacks' heatmaps off the output copy (they still feed the next stack inside the graph).
@@ -152,8 +155,8 @@ class LastStack(nn.Module):
         return self.model(x)[:, -1]
 
 
-def _torch_export(wrapper: nn.Module, path: Path, size: tuple[int, int], opset: int) -> None:
-    example = torch.zeros(2, 3, *size)
+def _torch_export(wrapper: nn.Module, path: Path, size: ImageSize, opset: int) -> None:
+    example = torch.zeros(2, 3, *size.hw)
     batch = torch.export.Dim("batch", min=1, max=1024)
     # The exporter prints progress to stdout and warns about optional torchvision ops; keep the
     # console to our own messages and pass real failures on as ModelError.
@@ -211,7 +214,7 @@ def _check_graph(path: Path, opset: int) -> None:
         raise ModelError(f"exported ONNX has opset {got}, expected {opset}")
 
 
-def _parity(wrapper: nn.Module, path: Path, size: tuple[int, int], seed: int) -> float:
+def _parity(wrapper: nn.Module, path: Path, size: ImageSize, seed: int) -> float:
     """Max |ONNX Runtime - PyTorch| over random batches of each size in `PARITY_BATCHES`."""
     import onnxruntime as ort
 
@@ -219,7 +222,7 @@ def _parity(wrapper: nn.Module, path: Path, size: tuple[int, int], seed: int) ->
     rng = np.random.default_rng(seed)
     worst = 0.0
     for n in PARITY_BATCHES:
-        batch = rng.standard_normal((n, 3, *size)).astype(np.float32)
+        batch = rng.standard_normal((n, 3, *size.hw)).astype(np.float32)
         with torch.no_grad():
             expected = wrapper(torch.from_numpy(batch)).numpy()
         (got,) = session.run(["heatmaps"], {"input": batch})

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stagepose.errors import EngineError, ModelError
-from stagepose.runtime.sidecar import atomic_write_bytes
+from stagepose.fileio import atomic_write_bytes
 
 
 def convert_model_to_fp16(model: Any) -> Any:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from stagepose.sizes import ImageSize
+
 # (precision, CUDA graph) pairs the recipe and the tool time, each at every requested batch size
 LATENCY_MODES: tuple[tuple[Literal["fp32", "fp16"], bool], ...] = (
     ("fp32", False), ("fp32", True), ("fp16", False), ("fp16", True),
@@ -73,7 +75,7 @@ def describe_gpu(device: str) -> dict[str, Any]:
 def torch_latency(
     weights: str | Path,
     *,
-    input_size: tuple[int, int],
+    input_size: ImageSize,
     device: str,
     cases: Sequence[LatencyCase],
     runs: int = 200,
@@ -83,7 +85,7 @@ def torch_latency(
 
     Args:
         weights: ``.safetensors`` or a training ``.pt``.
-        input_size: (H, W).
+        input_size: model input (width, height).
         device: "cuda", "cuda:N" (or "cpu" for a dry run: precision and graphs then do not apply).
         cases: what to time; cases sharing (precision, graph) share one opened backend.
         runs, warmup: timed and untimed calls per case.
@@ -97,6 +99,7 @@ def torch_latency(
     from stagepose.runtime import BackendConfig, open_backend
     from stagepose.runtime.bench import latency_stats, time_calls
 
+    input_size = ImageSize.of(input_size)
     out: dict[str, dict[str, float]] = {}
     modes = dict.fromkeys((c.precision, c.cuda_graph) for c in cases)
     for precision, graph in modes:
@@ -104,14 +107,14 @@ def torch_latency(
                             cuda_graph=graph, input_size=input_size)  # fmt: skip
         with open_backend(cfg) as backend:
             for case in (c for c in cases if (c.precision, c.cuda_graph) == (precision, graph)):
-                batch = np.random.default_rng(case.batch).standard_normal((case.batch, 3, *input_size))
+                batch = np.random.default_rng(case.batch).standard_normal((case.batch, 3, *input_size.hw))
                 call = functools.partial(backend.infer, batch.astype(np.float32))
                 stats = latency_stats(time_calls(call, backend.synchronize, runs, warmup))
                 out[case.key] = {**stats, "images_per_s": round(case.batch * 1e3 / stats["mean"], 1)}
     return out
 
 
-def fp16_parity(weights: str | Path, *, input_size: tuple[int, int], device: str, crops: np.ndarray) -> dict[str, Any]:
+def fp16_parity(weights: str | Path, *, input_size: ImageSize, device: str, crops: np.ndarray) -> dict[str, Any]:
     """FP16 vs strict FP32 (TF32 off) heatmaps and decoded joints of ``weights`` on ``crops`` (N, 3, H, W).
 
     Returns:
@@ -124,6 +127,7 @@ def fp16_parity(weights: str | Path, *, input_size: tuple[int, int], device: str
     from stagepose.runtime import BackendConfig, open_backend
     from stagepose.runtime.parity import compare_heatmaps
 
+    input_size = ImageSize.of(input_size)
     outputs, sigma = [], DEFAULT_SIGMA
     cudnn_tf32, matmul_tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     try:
@@ -136,23 +140,22 @@ def fp16_parity(weights: str | Path, *, input_size: tuple[int, int], device: str
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn_tf32, matmul_tf32
     parity = compare_heatmaps(outputs[0], outputs[1], sigma=sigma).to_json()
-    stride = input_size[1] / outputs[0].shape[-1]
+    stride = input_size.width / outputs[0].shape[-1]
     parity["joint_diff_input_px"] = {k: v * stride for k, v in parity["joint_diff_px"].items()}
     parity["clear_max_diff_input_px"] = parity["clear_max_diff_px"] * stride
     parity["clear_within_half_input_px"] = parity["clear_max_diff_input_px"] <= 0.5
     return parity
 
 
-def dataset_crops(spec: str, count: int, input_size: tuple[int, int]) -> np.ndarray:
+def dataset_crops(spec: str, count: int, input_size: ImageSize) -> np.ndarray:
     """(N <= count, 3, H, W) normalised person crops of a data set's val split (``stagepose.data`` specs).
 
     Args:
         spec: e.g. ``lspet:../shared/data/lspet@0:64``.
         count: at most this many crops (the first ones).
-        input_size: (H, W).
+        input_size: model input (width, height).
     """
     from stagepose.data import build_dataset
 
-    height, width = input_size
-    dataset = build_dataset(spec, split="val", input_size=(width, height))
+    dataset = build_dataset(spec, split="val", input_size=ImageSize.of(input_size))
     return np.stack([dataset[i]["image"].numpy() for i in range(min(count, len(dataset)))])

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from stagepose.codec import DEFAULT_SIGMA, HeatmapCodec
+from stagepose.sizes import HEATMAP_STRIDE, ImageSize
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def compare_heatmaps(
     if reference.shape != test.shape or reference.ndim != 4:
         raise ValueError(f"heatmaps must both be (N, K, h, w), got {reference.shape} and {test.shape}")
     n, k, h, w = reference.shape
-    codec = codec or HeatmapCodec(input_size=(4 * w, 4 * h), heatmap_size=(w, h), sigma=sigma)
+    codec = codec or HeatmapCodec.for_input(ImageSize(w * HEATMAP_STRIDE, h * HEATMAP_STRIDE), sigma=sigma)
     diff = np.abs(reference - test)
     ref_xy, _ = codec.decode(reference)
     test_xy, _ = codec.decode(test)

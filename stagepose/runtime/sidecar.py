@@ -1,9 +1,10 @@
 """The JSON sidecar that travels with every exported model (``engines/NAME.onnx`` -> ``engines/NAME.json``).
 
 A backend reads the sidecar, never a hard-coded constant, to learn how to feed and read the model: input
-size, colour order, normalisation, joint order, heatmap size and the heatmap sigma the decoder needs (trap
-T8, export drift). Sidecars written before the sigma was recorded lack it and mean ``codec.DEFAULT_SIGMA``
-(every model before then was trained with it). The sidecar also
+size, colour order, normalisation, joint order, heatmap size and the heatmap sigma the decoder needs, so an
+export with other settings cannot be decoded with stale ones. Sidecars written before the sigma was recorded
+lack it and mean ``codec.DEFAULT_SIGMA`` (every model before then was trained with it). The JSON stores the
+sizes as [H, W] lists; in memory they are ``ImageSize`` (width, height). The sidecar also
 pins the exact files: the sha256 of the checkpoint the ONNX came from and of the ONNX itself, so an ONNX
 replaced after export (or a sidecar copied next to the wrong model) is refused at start-up instead of
 producing plausible but wrong poses mid-show.
@@ -14,19 +15,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from stagepose.codec import DEFAULT_SIGMA
+from stagepose.codec import DEFAULT_SIGMA, HeatmapCodec, Refine
 from stagepose.config import Source, from_dict, load_yaml, to_dict
 from stagepose.errors import ConfigError, ModelError
+from stagepose.fileio import atomic_write_text
 from stagepose.hashing import sha256_file
+from stagepose.sizes import ImageSize
 from stagepose.skeleton import JOINT_NAMES
+from stagepose.transforms import InputFormat
 
 SIDECAR_FORMAT = 1
 MIN_INPUT_PX = 16
@@ -39,27 +41,19 @@ def sidecar_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def temp_path_beside(path: Path) -> Path:
-    """A unique hidden temporary name in ``path``'s folder (same file system, so a rename is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+_SIZE_FIELDS = ("input_size", "heatmap_size")  # [H, W] in the JSON, ImageSize (width, height) in memory
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_beside(path)
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """`atomic_write_bytes` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+def _swap_size_lists(data: Any) -> Any:
+    """A copy of the sidecar's plain data with each [a, b] size list turned to [b, a] (JSON <-> memory)."""
+    if not isinstance(data, dict):
+        return data
+    swapped = dict(data)
+    for name in _SIZE_FIELDS:
+        value = swapped.get(name)
+        if isinstance(value, list) and len(value) == 2:
+            swapped[name] = value[::-1]
+    return swapped
 
 
 @dataclass(frozen=True)
@@ -68,9 +62,11 @@ class Sidecar:
 
     Attributes:
         preset: model preset name (``stagepose.models.MODELS``).
-        input_size: model input [H, W] in pixels.
-        heatmap_size: output heatmap [H, W] in pixels (input / 4).
-        color: channel order the model expects ("RGB" for stagepose models).
+        input_size: model input (width, height) in pixels ([H, W] in the JSON).
+        heatmap_size: output heatmap (width, height) in pixels (input / ``sizes.HEATMAP_STRIDE``; [H, W] in
+            the JSON).
+        color: channel order the model expects ("RGB" for stagepose models); the runtime converts its BGR
+            frames to it (``input_format``).
         mean: per-channel mean subtracted from pixels scaled to 0..1, in ``color`` order.
         std: per-channel standard deviation dividing pixels scaled to 0..1, in ``color`` order.
         joints: joint names in output channel order (MPII order, ``skeleton.JOINT_NAMES``).
@@ -90,8 +86,8 @@ class Sidecar:
     """
 
     preset: str
-    input_size: tuple[int, int]
-    heatmap_size: tuple[int, int]
+    input_size: ImageSize
+    heatmap_size: ImageSize
     color: Literal["RGB", "BGR"]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -110,14 +106,18 @@ class Sidecar:
     format: int = SIDECAR_FORMAT
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", ImageSize.of(self.input_size))
+        object.__setattr__(self, "heatmap_size", ImageSize.of(self.heatmap_size))
+        if self.color not in ("RGB", "BGR"):
+            raise ValueError(f"color must be RGB or BGR, got {self.color!r}")
         if self.format != SIDECAR_FORMAT:
             raise ValueError(f"sidecar format {self.format} is not supported (this stagepose reads {SIDECAR_FORMAT})")
         if not all(MIN_INPUT_PX <= side <= MAX_INPUT_PX for side in self.input_size):
-            raise ValueError(f"input_size {list(self.input_size)} must be {MIN_INPUT_PX}..{MAX_INPUT_PX} px per side")
+            raise ValueError(f"input_size {list(self.input_size.hw)} must be {MIN_INPUT_PX}..{MAX_INPUT_PX} px "
+                             "per side")  # fmt: skip
         if not all(0 < hm <= side for hm, side in zip(self.heatmap_size, self.input_size)):
-            raise ValueError(
-                f"heatmap_size {list(self.heatmap_size)} must be > 0 and at most input_size {list(self.input_size)}"
-            )
+            raise ValueError(f"heatmap_size {list(self.heatmap_size.hw)} must be > 0 and at most input_size "
+                             f"{list(self.input_size.hw)}")  # fmt: skip
         if not (math.isfinite(self.heatmap_sigma) and 0 < self.heatmap_sigma <= max(self.heatmap_size)):
             raise ValueError(f"field 'heatmap_sigma' must be a number > 0 (heatmap pixels), got {self.heatmap_sigma}")
         # a NaN mean or std turns every input to NaN: the show would run with every frame LOST
@@ -139,9 +139,19 @@ class Sidecar:
     def num_joints(self) -> int:
         return len(self.joints)
 
+    @property
+    def input_format(self) -> InputFormat:
+        """How to turn BGR crops into this model's input: size, colour order, mean and std."""
+        return InputFormat(self.input_size, self.color, self.mean, self.std)
+
+    def codec(self, refine: Refine = "dark") -> HeatmapCodec:
+        """The heatmap decoder for this model: its input and heatmap sizes and its training sigma."""
+        return HeatmapCodec(self.input_size, self.heatmap_size, sigma=self.heatmap_sigma, refine=refine)
+
     def to_json(self) -> dict[str, Any]:
-        """Plain data for ``json.dump`` (tuples become lists)."""
-        return to_dict(self)
+        """Plain data for ``json.dump`` (tuples become lists, sizes [H, W])."""
+        data: dict[str, Any] = _swap_size_lists(to_dict(self))
+        return data
 
     def write(self, path: str | Path) -> Path:
         """Write the sidecar atomically as indented JSON; returns the path."""
@@ -178,7 +188,7 @@ class Sidecar:
         except ConfigError:
             source = Source(str(path))
         try:
-            sidecar = from_dict(cls, data, source)
+            sidecar = from_dict(cls, _swap_size_lists(data), source)
         except ConfigError as exc:
             raise ModelError(f"{exc} (sidecar; re-export the model with `stagepose export`)") from None
         if check_hash:
@@ -210,8 +220,8 @@ class Sidecar:
             model_path: for the message.
         """
         expected = {
-            "input": (input_shape, (None, 3, *self.input_size)),
-            "output": (output_shape, (None, self.num_joints, *self.heatmap_size)),
+            "input": (input_shape, (None, 3, *self.input_size.hw)),
+            "output": (output_shape, (None, self.num_joints, *self.heatmap_size.hw)),
         }
         for name, (actual, wanted) in expected.items():
             fixed = [a if isinstance(a, int) else None for a in actual]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stagepose import __version__
 from stagepose.errors import EngineError
+from stagepose.fileio import atomic_write_bytes
 from stagepose.hashing import sha256_file
 from stagepose.runtime.engines import (
     EngineKey,
@@ -33,7 +34,7 @@ from stagepose.runtime.engines import (
     load_manifest,
     timing_cache_name,
 )
-from stagepose.runtime.sidecar import Sidecar, atomic_write_bytes
+from stagepose.runtime.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def build_engine(
     if workspace_mb < 64:
         raise EngineError(f"workspace of {workspace_mb} MiB is too small (use >= 64)")
     precision: Precision = "fp16" if fp16 else "fp32"
-    key = EngineKey.for_machine(sidecar.onnx_sha256, version, gpu, precision, sidecar.input_size)
+    key = EngineKey.for_machine(sidecar.onnx_sha256, version, gpu, precision, sidecar.input_size.hw)
     engine_path = engines_dir / key.filename
     existing = load_manifest(engines_dir).find(key.filename)
     if existing and engine_path.is_file() and not force and existing.max_batch >= max_batch:
@@ -125,7 +126,7 @@ def build_engine(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if fp16 and not strongly_typed:
         config.set_flag(trt.BuilderFlag.FP16)
-    height, width = sidecar.input_size
+    height, width = sidecar.input_size.hw
     profile = builder.create_optimization_profile()
     profile.set_shape(sidecar.input_name, (1, 3, height, width), (opt_batch, 3, height, width),
                       (max_batch, 3, height, width))  # fmt: skip
@@ -156,7 +157,7 @@ def build_engine(
         gpu_name=gpu.name,
         compute_capability=gpu.compute_capability,
         precision=precision,
-        input_size=sidecar.input_size,
+        input_size=sidecar.input_size.hw,  # the manifest's EngineKey keeps (H, W)
         min_batch=1,
         opt_batch=opt_batch,
         max_batch=max_batch,

@@ -14,9 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from stagepose.errors import ConfigError
 from stagepose.show.config import ShowConfig
-from stagepose.show.live import _record, open_show_backend, performer_frame
-from stagepose.show.osc import OscDestinationConfig, OscSink
+from stagepose.show.live import open_show_backend
+from stagepose.show.osc import OscDestinationConfig, OscSink, PerformerFrame
 from stagepose.show.pipeline import PosePipeline
 from stagepose.show.record import KeypointRecorder
 from stagepose.show.telemetry import latency_summary
@@ -46,11 +47,13 @@ def bench_pipeline(show: ShowConfig, video: Path, max_frames: int = 300) -> dict
                 if frame is None:
                     break
                 size = (frame.width, frame.height)
-                result = pipeline.process([frame])[0]
+                result = pipeline.process([frame], t_send=time.time)[0]
+                if result.refused:  # the clip changed resolution mid-way and no longer fits
+                    raise ConfigError(f"{video}: frame {frame.seq}: {result.reason}")
                 t2 = time.perf_counter()
-                sink.send_performer(performer_frame(result, show, time.time(), pipeline))
+                sink.send_performer(PerformerFrame.from_result(result, show.tracking.min_confidence))
                 t3 = time.perf_counter()
-                _record(recorder, result, None)
+                recorder.write_result(result, None)
                 t4 = time.perf_counter()
                 times["source"].append((t1 - t0) * 1e3)
                 times["osc"].append((t3 - t2) * 1e3)

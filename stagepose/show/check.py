@@ -131,7 +131,7 @@ def _check_fit(show: ShowConfig, source: Source, i: int, size: tuple[int, int]) 
 
     camera = show.cameras[i]
     if camera.calibration is not None:
-        # the same load and size check the pipeline runs at the first frame (PosePipeline._admit)
+        # the checks PosePipeline runs at start-up: load_checked_calibration, then StageMapper's size check
         _named(source, ("cameras", i, "calibration"), lambda: StageMapper.from_file(
             show.resolve(camera.calibration or ""), size, require_stage=show.needs_stage_calibration))  # fmt: skip
     if camera.zone is not None:
@@ -182,7 +182,7 @@ def _check_model(show: ShowConfig, source: Source, report: Callable[[str], None]
         sidecar = backend.sidecar
         if sidecar is not None:
             _named(source, key, lambda: _check_preset_label(show.resolve(show.model.path), sidecar))
-        height, width = backend.input_size
+        width, height = backend.input_size
         try:
             heatmaps = backend.infer(np.zeros((1, 3, height, width), np.float32))
         except StageposeError:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from stagepose.config import KeyPath, Source, check_range, format_path, from_dict, load_yaml, resolve_path
 from stagepose.errors import ConfigError
+from stagepose.runtime.backends.base import BackendConfig, InferenceSettings
 from stagepose.show.filters import SmoothingConfig
 from stagepose.show.osc import OscDestinationConfig, validate_performer_name
 from stagepose.show.record import RecordConfig
@@ -27,8 +29,6 @@ from stagepose.show.tracking import TrackingConfig
 
 MAX_STALL_TIMEOUT_S = 3600.0  # longer is "never": the stall watchdog would wait past the show
 MAX_ZONE_PX = 100_000.0  # no camera is wider; beyond this a zone point is a typo
-MAX_THREADS = 256
-_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
 _FILE_SCHEME = re.compile(r"^file://", re.IGNORECASE)
 _OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 _URI_MISSING = (
@@ -76,36 +76,36 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Which model runs and on what.
+class ModelConfig(InferenceSettings):
+    """Which model runs and on what: the backend settings (`InferenceSettings`: ``backend``, ``device``,
+    ``fp16``, ``cuda_graph``, ``threads``, with the same defaults as `BackendConfig`) plus the files.
 
     Attributes:
         path: the exported model (``NAME.onnx`` with its ``NAME.json`` sidecar; TensorRT engines for
             it are looked up in ``engines_dir``), a built ``.engine``, or ``.safetensors`` weights (torch).
-        backend: ``auto`` (TensorRT, then ONNX Runtime on CUDA, PyTorch on CUDA, ONNX Runtime on CPU),
-            ``tensorrt``, ``onnxruntime`` or ``torch``.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        fp16: half precision on the GPU (ignored on the CPU).
-        cuda_graph: replay CUDA graphs (TensorRT, torch on CUDA).
-        threads: CPU threads for inference, 1..256 (null: all usable cores, at most 8).
         engines_dir: where TensorRT engines are cached (null: beside the ONNX file).
         build_engine_if_missing: build a TensorRT engine at start-up when none fits this GPU (minutes).
     """
 
     path: str
-    backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
-    device: str = "auto"
-    fp16: bool = True
-    cuda_graph: bool = False
-    threads: int | None = None
     engines_dir: str | None = None
     build_engine_if_missing: bool = False
 
-    def __post_init__(self) -> None:
-        if not _DEVICE.match(self.device):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (N = GPU index), got {self.device!r}")
-        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
-            raise ValueError(f"threads must be 1..{MAX_THREADS} (or null for all usable cores), got {self.threads}")
+    def backend_config(self, resolve: Callable[[str], Path], max_batch: int) -> BackendConfig:
+        """The backend settings of this section: the shared fields as they are, paths made absolute.
+
+        Args:
+            resolve: makes a path from the show file absolute (`ShowConfig.resolve`).
+            max_batch: the largest batch the show runs (its camera count).
+        """
+        shared = {f.name: getattr(self, f.name) for f in fields(InferenceSettings)}
+        return BackendConfig(
+            model=resolve(self.path),
+            engines_dir=None if self.engines_dir is None else resolve(self.engines_dir),
+            build_if_missing=self.build_engine_if_missing,
+            max_batch=max_batch,
+            **shared,
+        )
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-import numpy as np
-
 from stagepose.runtime.backends.base import Backend, BackendConfig
 from stagepose.show.config import CameraConfig, ShowConfig
 from stagepose.show.osc import OscSink, PerformerFrame
-from stagepose.show.pipeline import PosePipeline, PoseResult
+from stagepose.show.pipeline import PosePipeline
 from stagepose.show.record import KeypointRecorder
 from stagepose.show.sources.base import ThreadedSource
 from stagepose.show.sources.health import SourceHealth, SourceState
 from stagepose.show.status import CameraStatus, StatusBoard
 from stagepose.show.telemetry import CameraStats, latency_summary
-from stagepose.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +58,8 @@ class LiveSummary:
 
 
 def backend_config(show: ShowConfig) -> BackendConfig:
-    """The runtime backend settings from the show's model section."""
-    model = show.model
-    return BackendConfig(
-        model=show.resolve(model.path),
-        backend=model.backend,
-        device=model.device,
-        fp16=model.fp16,
-        cuda_graph=model.cuda_graph,
-        threads=model.threads,
-        engines_dir=None if model.engines_dir is None else show.resolve(model.engines_dir),
-        build_if_missing=model.build_engine_if_missing,
-        max_batch=max(1, len(show.active_cameras)),
-    )
+    """The runtime backend settings from the show's model section, batching all its cameras."""
+    return show.model.backend_config(show.resolve, max_batch=max(1, len(show.active_cameras)))
 
 
 def open_show_backend(show: ShowConfig) -> Backend:
@@ -105,37 +91,6 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def performer_frame(result: PoseResult, show: ShowConfig, t_send: float, pipeline: PosePipeline) -> PerformerFrame:
-    """The OSC payload of one result, forecast to the send time when the show asks for it."""
-    pose = result.smoothed
-    if show.smoothing.forecast_to_send:
-        pose = pipeline.cameras[result.camera_id].smoother.forecast(t_send)
-    return PerformerFrame(
-        performer=result.performer,
-        seq=result.seq,
-        t_capture=result.t_capture,
-        joints=np.asarray(pose.position),
-        confidence=np.asarray(pose.quality, dtype=np.float64),
-        image_size=result.image_size,
-        tracked=result.tracked,
-        joints_stage=result.joints_stage,
-        floor_position=result.floor,
-        min_confidence=show.tracking.min_confidence,
-    )
-
-
-def _lost_frame(performer: str, seq: int, image_size: tuple[int, int]) -> PerformerFrame:
-    return PerformerFrame(
-        performer=performer,
-        seq=seq,
-        t_capture=time.time(),
-        joints=np.full((NUM_JOINTS, 2), np.nan),
-        confidence=np.zeros(NUM_JOINTS),
-        image_size=image_size,
-        tracked=False,
-    )
 
 
 def run_live(
@@ -241,20 +196,21 @@ class _LiveLoop:
         frames = [f for src in self.sources.values() if (f := src.latest(timeout=0)) is not None]
         if not frames:
             return False
-        results = self.pipeline.process(frames)
-        t_send = time.time()
-        for result in results:
-            self.sink.send_performer(performer_frame(result, self.show, t_send, self.pipeline))
+        # the send time is read once the model's output is decoded, so a forecast is for when packets leave
+        for result in self.pipeline.process(frames, t_send=time.time):
+            if result.refused:
+                continue  # _watch_cameras reports the camera lost, with the reason
+            self.sink.send_performer(PerformerFrame.from_result(result, self.show.tracking.min_confidence))
             latency_ms = (time.time() - result.t_capture) * 1e3
             self.stats[result.camera_id].add(latency_ms, result.tracked)
             if self.recorder is not None:
-                _record(self.recorder, result, latency_ms)
+                self.recorder.write_result(result, latency_ms)
         return True
 
     def _problem(self, camera: CameraConfig, health: SourceHealth, now: float) -> str | None:
         """Why ``camera`` gives no pose now, or None (delivering, still starting, or a file that ended)."""
         state = health.state
-        refused = self.pipeline.cameras[camera.id].error
+        refused = self.pipeline.camera_state(camera.id).refused
         if state == SourceState.LIVE:
             return None if refused is None else f"frames refused: {refused}"
         if state == SourceState.ENDED:
@@ -287,9 +243,8 @@ class _LiveLoop:
             if problem is not None:
                 self._report(camera, state, problem)
             if now - self.last_lost_sent[camera.id] >= LOST_STATUS_INTERVAL_S:
-                camera_state = self.pipeline.cameras[camera.id]
-                size = camera_state.image_size or (1, 1)
-                self.sink.send_performer(_lost_frame(camera.performer, camera_state.results, size))
+                lost = self.pipeline.no_frame(camera.id, time.time())
+                self.sink.send_performer(PerformerFrame.from_result(lost, self.show.tracking.min_confidence))
                 self.last_lost_sent[camera.id] = now
 
     def _report(self, camera: CameraConfig, state: SourceState, problem: str) -> None:
@@ -308,22 +263,6 @@ class _LiveLoop:
         if self.recorder is not None and self.recorder.error is not None:
             header += f"   RECORD NOT WRITING ({self.recorder.lines_lost} lines lost): {self.recorder.error}"
         self.board.show(header, _statuses(self.cameras, healths, self.stats, self.pipeline), self.backend_label)
-
-
-def _record(recorder: KeypointRecorder, result: PoseResult, latency_ms: float | None) -> None:
-    recorder.write_frame(
-        t_capture=result.t_capture,
-        camera=result.camera_id,
-        performer=result.performer,
-        seq=result.frame_seq,
-        status="tracked" if result.tracked else "lost",
-        raw=result.raw_joints,
-        raw_confidence=result.raw_confidence,
-        smoothed=np.asarray(result.smoothed.position),
-        smoothed_confidence=np.asarray(result.smoothed.quality),
-        stage=result.floor,
-        latency_ms=latency_ms,
-    )
 
 
 def _statuses(
@@ -347,7 +286,7 @@ def _statuses(
                 dropped=health.frames_dropped,
                 reconnects=health.reconnects,
                 tracked=stats[camera.id].tracked and health.state == SourceState.LIVE,
-                error=pipeline.cameras[camera.id].error
+                error=pipeline.camera_state(camera.id).refused
                 or (None if health.state == SourceState.LIVE else health.last_error),
             )
         )

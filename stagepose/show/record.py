@@ -22,12 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from stagepose.errors import ConfigError
 from stagepose.skeleton import JOINT_NAMES
+
+if TYPE_CHECKING:
+    from stagepose.show.result import PerformerResult
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +179,18 @@ class KeypointRecorder:
         smoothed_confidence: np.ndarray | None = None,
         stage: tuple[float, float] | None = None,
         latency_ms: float | None = None,
+        t_pose: float | None = None,
     ) -> None:
-        """Append one frame of one performer: joints (16, 2) image pixels, confidences (16,)."""
+        """Append one frame of one performer: joints (16, 2) image pixels, confidences (16,).
+
+        ``t`` is the capture time; ``t_pose`` the time ``smoothed`` and ``stage`` are for (the send time
+        when forecast; default: the capture time).
+        """
         self._write(
             {
                 "type": "frame",
                 "t": round(t_capture, 6),
+                "t_pose": round(t_capture if t_pose is None else t_pose, 6),
                 "camera": camera,
                 "performer": performer,
                 "seq": seq,
@@ -193,6 +202,23 @@ class KeypointRecorder:
                 "stage": None if stage is None else [round(float(stage[0]), 4), round(float(stage[1]), 4)],
                 "latency_ms": None if latency_ms is None else round(latency_ms, 2),
             }
+        )
+
+    def write_result(self, result: PerformerResult, latency_ms: float | None = None) -> None:
+        """Append one pipeline result as a frame line: what was (or would be) sent, and the raw pose."""
+        self.write_frame(
+            t_capture=result.t_capture,
+            camera=result.camera_id,
+            performer=result.performer,
+            seq=result.frame_seq,
+            status=result.status,
+            raw=result.raw_joints,
+            raw_confidence=result.raw_confidence,
+            smoothed=result.joints,
+            smoothed_confidence=result.confidence,
+            stage=result.floor,
+            latency_ms=latency_ms,
+            t_pose=result.t,
         )
 
     def write_event(self, kind: str, **fields: Any) -> None:

@@ -22,11 +22,12 @@ from stagepose.errors import ConfigError
 from stagepose.runtime.backends.base import Backend
 from stagepose.show.config import CameraConfig, ShowConfig
 from stagepose.show.filters import rts_smooth
-from stagepose.show.live import _record, open_show_backend, performer_frame
-from stagepose.show.osc import OscSink
+from stagepose.show.live import open_show_backend
+from stagepose.show.osc import OscSink, PerformerFrame
 from stagepose.show.overlay import OverlayWriter, draw_pose
-from stagepose.show.pipeline import PosePipeline, PoseResult
+from stagepose.show.pipeline import PosePipeline
 from stagepose.show.record import KeypointRecorder
+from stagepose.show.result import PerformerResult
 from stagepose.show.telemetry import latency_summary, save_latency_histogram
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ def run_replay(
     backend = backend or open_show_backend(show)
     started = time.perf_counter()
     latencies: list[float] = []
+    # Only a paced replay that sends OSC has a send time on the capture clock to forecast to; the record
+    # and overlay of a fast replay are for the capture times of the video.
+    t_send = time.time if realtime and send_osc else None
     try:
         pipeline = PosePipeline(show, backend, cameras, timing_window=None)  # a finite replay: every frame
         record_path = out_dir / "keypoints.jsonl"
@@ -103,7 +107,7 @@ def run_replay(
                 with contextlib.ExitStack() as stack:
                     source = stack.enter_context(open_source(spec, camera.id, lossless=not realtime))
                     total = _frame_count(video)
-                    results: list[PoseResult] = []
+                    results: list[PerformerResult] = []
                     overlay_path = out_dir / f"overlay_{camera.id}.mp4"
                     writer = None
                     bar = tqdm(total=total, desc=f"replay {camera.id}", unit="frame", disable=not progress)
@@ -111,18 +115,19 @@ def run_replay(
                         if writer is None:  # the overlay has the frames' size, known at the first frame
                             size = (frame.width, frame.height)
                             writer = stack.enter_context(OverlayWriter(overlay_path, _fps(video), size))
-                        result = pipeline.process([frame])[0]
-                        t_send = time.time()
+                        result = pipeline.process([frame], t_send=t_send)[0]
+                        if result.refused:  # the clip changed resolution mid-way and no longer fits
+                            raise ConfigError(f"--input {video}: frame {frame.seq}: {result.reason}")
                         if send_osc:
-                            sink.send_performer(performer_frame(result, show, t_send, pipeline))
+                            sink.send_performer(PerformerFrame.from_result(result, show.tracking.min_confidence))
                             sink.heartbeat(performers_tracked=int(result.tracked))
                         # In replay the capture time is the video's, so "latency" is the processing time.
                         latency_ms = sum(values[-1] for values in pipeline.times.ms.values())
                         latencies.append(latency_ms)
-                        _record(recorder, result, latency_ms)
+                        recorder.write_result(result, latency_ms)
                         results.append(result)
                         if not rts:
-                            writer.write(_draw(frame.image, result, show, result.smoothed.position, "kalman"))
+                            writer.write(_draw(frame.image, result, show, result.joints, "kalman"))
                         bar.update(1)
                     bar.close()
                     if writer is None:
@@ -150,28 +155,27 @@ def run_replay(
     return summary
 
 
-def _draw(image: np.ndarray, result: PoseResult, show: ShowConfig, joints: np.ndarray, label: str) -> np.ndarray:
+def _draw(image: np.ndarray, result: PerformerResult, show: ShowConfig, joints: np.ndarray, label: str) -> np.ndarray:
     status = "tracked" if result.tracked else "LOST"
     text = f"{result.camera_id} {result.performer} #{result.frame_seq} {status} ({label})"
-    quality = np.asarray(result.smoothed.quality)
     return draw_pose(
         image,
         np.asarray(joints),
-        quality,
+        result.confidence,
         min_confidence=show.tracking.min_confidence,
-        box=(result.crop.center, result.crop.size),
+        box=None if result.crop is None else (result.crop.center, result.crop.size),
         label=text,
     )
 
 
-def _rts(results: list[PoseResult], show: ShowConfig) -> np.ndarray:
+def _rts(results: list[PerformerResult], show: ShowConfig) -> np.ndarray:
     joints = np.stack([r.raw_joints for r in results])
     conf = np.stack([r.raw_confidence if r.tracked else np.zeros_like(r.raw_confidence) for r in results])
     times = np.maximum.accumulate(np.array([r.t_capture for r in results]))
     return rts_smooth(joints, conf, times, show.smoothing.kalman)
 
 
-def _write_rts_record(path: Path, results: list[PoseResult], smoothed: np.ndarray) -> None:
+def _write_rts_record(path: Path, results: list[PerformerResult], smoothed: np.ndarray) -> None:
     with KeypointRecorder(path, metadata={"smoother": "rts"}) as recorder:
         for result, joints in zip(results, smoothed):
             recorder.write_frame(

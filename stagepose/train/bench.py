@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from stagepose.errors import ConfigError
+from stagepose.sizes import ImageSize
 from stagepose.train.config import OptimConfig
 from stagepose.train.distill import DistillTask, SupervisedTask
 from stagepose.train.distributed import resolve_device
@@ -83,10 +84,10 @@ def benchmark_training(
     task.train()
     optimizer = build_optimizer(student.parameters(), OptimConfig())
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    w, h = input_size
+    size = ImageSize.of(input_size)
     batch = {
-        "image": torch.randn(batch_size, 3, h, w, device=dev),
-        "heatmaps": torch.rand(batch_size, 16, h // 4, w // 4, device=dev),
+        "image": torch.randn(batch_size, 3, *size.hw, device=dev),
+        "heatmaps": torch.rand(batch_size, 16, *size.heatmap().hw, device=dev),
         "target_weight": torch.ones(batch_size, 16, device=dev),
         "labelled": torch.ones(batch_size, dtype=torch.bool, device=dev),
     }
@@ -110,6 +111,6 @@ def benchmark_training(
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - start
     return TrainBench(
-        preset=preset, teacher=teacher, device=str(dev), input_size=(w, h), batch_size=batch_size, steps=steps,
+        preset=preset, teacher=teacher, device=str(dev), input_size=size, batch_size=batch_size, steps=steps,
         amp=use_amp, img_s=steps * batch_size / seconds, step_ms=1000 * seconds / steps,
     )  # fmt: skip

@@ -126,7 +126,8 @@ def save(files: CampaignFiles, *, force: bool = False) -> SaveReport:
     Raises:
         ModelError: the run's ``last.pt`` is unreadable.
     """
-    from stagepose.train.checkpoints import atomic_write, load_checkpoint, save_checkpoint
+    from stagepose.fileio import atomic_write
+    from stagepose.train.checkpoints import load_checkpoint, save_checkpoint
 
     snap_step = _step_of(files.snapshot)
     if not files.last.is_file():

@@ -15,14 +15,12 @@ A training checkpoint (``last.pt``, ``best.pt``) is a dict of tensors and plain 
 ``best.safetensors`` holds the best student's weights only (via ``models.checkpoint.save_weights``), with
 the preset, input size and heatmap sigma in its metadata: that is the file to ship and export.
 
-Every file is written to a temporary name in the same folder, flushed to disk and renamed over the old
-one, so a crash or power cut mid-write leaves the previous checkpoint intact.
+Every file is written through ``fileio.atomic_write``, so a crash or power cut mid-write leaves the previous
+checkpoint intact.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,38 +28,13 @@ import torch
 from torch import nn
 
 from stagepose.errors import ModelError
+from stagepose.fileio import atomic_write
 from stagepose.models.checkpoint import SIGMA_KEY, save_weights
+from stagepose.sizes import ImageSize
 
 FORMAT = "stagepose-train"
 VERSION = 1
-FILE_MODE = 0o644
 REQUIRED_KEYS = ("model", "preset", "optimizer", "scheduler", "step", "epoch", "config")
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp_path)``, fsync the file and rename it to ``path`` (atomic on one file system).
-
-    The temporary file keeps ``path``'s suffix (some writers choose the format by it). On failure it is
-    removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)  # some writers (safetensors) create owner-only files
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` crash-safely."""
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -113,20 +86,21 @@ def save_best_weights(
     path: str | Path,
     model: nn.Module,
     preset: str,
-    input_size: tuple[int, int],
+    input_size: ImageSize,
     extra: dict[str, str] | None = None,
     *,
     heatmap_sigma: float,
 ) -> Path:
     """Write the student's weights as safetensors (crash-safe) with preset, input size (w, h) and the
     training targets' ``heatmap_sigma`` in the header (export and evaluation decode with that sigma)."""
-    metadata = {"input_size": f"{input_size[0]}x{input_size[1]}", SIGMA_KEY: repr(float(heatmap_sigma)),
+    metadata = {"input_size": ImageSize.of(input_size).text(), SIGMA_KEY: repr(float(heatmap_sigma)),
                 **(extra or {})}  # fmt: skip
     return atomic_write(path, lambda tmp: save_weights(tmp, unwrap(model), preset, metadata))
 
 
 def load_student_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
-    """Load a state dict strictly into ``model`` (trap T7: no silently skipped keys).
+    """Load a state dict strictly into ``model`` (no silently skipped keys: a half-loaded model
+    would train or run on with random weights).
 
     Raises:
         ModelError: missing or unexpected keys, or tensors of another shape.

@@ -73,9 +73,10 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from stagepose.sizes import ImageSize
     from stagepose.train.evaluate import evaluate_checkpoint
 
-    size = (args.input_size, args.input_size) if args.input_size else None
+    size = ImageSize.square(args.input_size) if args.input_size else None
     report = evaluate_checkpoint(
         args.checkpoint, args.data, preset=args.preset, input_size=size, batch_size=args.batch_size,
         workers=args.workers, flip=args.flip, device=args.device, progress=not args.no_progress,

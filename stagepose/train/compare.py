@@ -119,7 +119,7 @@ def plot_comparison(reports: Sequence[SavedReport], png_path: str | Path) -> Pat
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from stagepose.train.checkpoints import atomic_write
+    from stagepose.fileio import atomic_write
 
     check_comparable(reports)
     fig = Figure(figsize=(11, 4.5), dpi=100)

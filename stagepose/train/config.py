@@ -19,6 +19,7 @@ from typing import Any, Literal
 from stagepose.config import Source, apply_overrides, from_dict, load_yaml, to_dict
 from stagepose.data.augment import AugmentConfig
 from stagepose.errors import ConfigError
+from stagepose.sizes import ImageSize
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -130,10 +131,10 @@ class DataConfig:
         return self.train if isinstance(self.train, tuple) else (self.train,)
 
     @property
-    def size(self) -> tuple[int, int]:
+    def size(self) -> ImageSize:
         """Input (width, height)."""
         size = self.input_size
-        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        return ImageSize.square(size) if isinstance(size, int) else ImageSize.of(size)
 
 
 @dataclass(frozen=True, kw_only=True)

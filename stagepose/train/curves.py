@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from stagepose.train.checkpoints import atomic_write, atomic_write_text
+from stagepose.fileio import atomic_write, atomic_write_text
 
 CSV_COLUMNS: tuple[str, ...] = (
     "step", "epoch", "loss", "task_loss", "kd_loss", "w_kd", "w_gt", "lr", "img_s", "val_metric",

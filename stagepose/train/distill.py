@@ -12,7 +12,8 @@ Distillation, as the paper defines it:
   FINAL stack (its best prediction) and the stacks are summed, as for the ground truth.
 - eq. 8: ``L = (0.6 - sigma 2i/I) L_ts + (0.4 + sigma 2i/I) L_mse`` with sigma = 0.1: early on the
   student leans on the teacher, later on the labels (0.6/0.4 -> 0.4/0.6). The weights are an explicit
-  function of (step, total_steps, sigma) (``kd_weights``), never read from global state (trap T6).
+  function of (step, total_steps, sigma) (``kd_weights``), never read from global state, so a resumed
+  or re-run training gets the same schedule.
 - Unlabelled samples (venue frames, ``labelled`` False) have no ground truth; only the teacher teaches
   there, with weight 1 (eq. 8 mixes two signals, and these samples have one).
 
@@ -23,8 +24,8 @@ over joints with those weights; a sample without labels (weights all 0) gets no 
 ground-truth term alone where it has ground truth, nothing where it has none.
 
 The teacher is frozen: no gradients, eval mode (BatchNorm uses its running statistics and never updates
-them), run under ``no_grad``. Its mode is re-asserted on every ``.train()`` call of the task (trap T6:
-setting it once in ``__init__`` is undone by the first ``task.train()``). Only the student is saved.
+them), run under ``no_grad``. Its mode is re-asserted on every ``.train()`` call of the task:
+setting it once in ``__init__`` would be undone by the first ``task.train()``. Only the student is saved.
 Teacher and student see the same input crop; presets all have stride 4, so their heatmaps have the same
 size. Should a teacher's heatmaps differ in size, they are resized bilinearly to the student's.
 """

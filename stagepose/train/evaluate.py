@@ -29,11 +29,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from stagepose.codec import DEFAULT_SIGMA, HeatmapCodec
 from stagepose.errors import DataError
+from stagepose.fileio import atomic_write_text
 from stagepose.metrics import PCKResult, pck_torso, pckh, table2_counts_row, table2_header, table2_row
+from stagepose.sizes import ImageSize
 from stagepose.skeleton import flip_permutation
-from stagepose.train.checkpoints import atomic_write_text
 
-DEFAULT_INPUT_SIZE = (256, 256)
+DEFAULT_INPUT_SIZE = ImageSize(256, 256)
 
 
 def flip_back(heatmaps: Tensor, input_width: int) -> Tensor:
@@ -164,7 +165,7 @@ class EvalReport:
     checkpoint: str
     preset: str
     data: str
-    input_size: tuple[int, int]
+    input_size: ImageSize
     flip: bool
     result: PCKResult
     params_m: float
@@ -216,24 +217,12 @@ class EvalReport:
         }
 
 
-def parse_input_size(text: str | None) -> tuple[int, int] | None:
-    """'128x128' (as recorded in checkpoint metadata) -> (128, 128); None if absent or malformed."""
-    if not text:
-        return None
-    parts = str(text).lower().split("x")
-    try:
-        size = (int(parts[0]), int(parts[1])) if len(parts) == 2 else None
-    except ValueError:
-        return None
-    return size
-
-
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: str,
     *,
     preset: str | None = None,
-    input_size: tuple[int, int] | None = None,
+    input_size: ImageSize | None = None,
     batch_size: int = 32,
     workers: int = 0,
     flip: bool = False,
@@ -249,7 +238,7 @@ def evaluate_checkpoint(
             read from it).
         data: data set spec, e.g. ``lspet:data/lspet`` (its val split) or ``mpii:annot/valid.json:images``.
         preset: expected preset (must match what the checkpoint records; needed if it records none).
-        input_size: (w, h); default: the size the checkpoint was trained at, else 256x256.
+        input_size: (width, height); default: the size the checkpoint was trained at, else 256x256.
         batch_size, workers: loading.
         flip: add the flip test.
         device: "auto", "cpu" or "cuda".
@@ -262,20 +251,20 @@ def evaluate_checkpoint(
         DataError: bad spec or data.
     """
     from stagepose.data import build_dataset
-    from stagepose.models.checkpoint import load_model_and_metadata, recorded_sigma
+    from stagepose.models.checkpoint import load_model_and_metadata, recorded_input_size, recorded_sigma
     from stagepose.models.info import measure
     from stagepose.train.distributed import resolve_device
 
     checkpoint = Path(checkpoint)
     model, spec, metadata = load_model_and_metadata(checkpoint, preset)
     sigma = recorded_sigma(metadata, checkpoint)
-    size = input_size or parse_input_size(metadata.get("input_size")) or DEFAULT_INPUT_SIZE
+    size = ImageSize.of(input_size) if input_size else recorded_input_size(metadata) or DEFAULT_INPUT_SIZE
     multiple = spec.min_input_multiple
     if size[0] % multiple or size[1] % multiple:
         raise DataError(f"input size {size[0]}x{size[1]} must be multiples of {multiple} for preset {spec.name!r}")
     dev = resolve_device(device)
     model.to(dev)
-    codec = HeatmapCodec(input_size=size, heatmap_size=(size[0] // 4, size[1] // 4), sigma=sigma)
+    codec = HeatmapCodec.for_input(size, sigma=sigma)
     dataset = build_dataset(data, split="val", input_size=size, codec=codec)
     start = time.perf_counter()
     pred = predict(model, make_loader(dataset, batch_size, workers, dev), codec, dev, flip=flip,

@@ -33,9 +33,9 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSamp
 from stagepose.codec import HeatmapCodec
 from stagepose.data.teacher_labels import TeacherLabels
 from stagepose.errors import ConfigError, StageposeError
+from stagepose.fileio import atomic_write_text
 from stagepose.train.budget import BudgetReport, TimeBudget
 from stagepose.train.checkpoints import (
-    atomic_write_text,
     load_checkpoint,
     load_student_weights,
     save_best_weights,
@@ -279,11 +279,10 @@ class Run:
 
     def payload(self) -> dict[str, Any]:
         """The checkpoint dict of the current state (see ``checkpoints``)."""
-        w, h = self.config.data.size
         return {
             "model": unwrap(self.student).state_dict(),
             "preset": self.config.model.preset,
-            "input_size": f"{w}x{h}",
+            "input_size": self.config.data.size.text(),
             "heatmap_sigma": float(self.config.data.heatmap_sigma),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -320,8 +319,7 @@ def _setup(config: ExperimentConfig, env: DistEnv, device: torch.device, resume:
         student = student.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if teacher is not None:
             teacher = teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    size = config.data.size
-    codec = HeatmapCodec(input_size=size, heatmap_size=(size[0] // 4, size[1] // 4), sigma=config.data.heatmap_sigma)
+    codec = HeatmapCodec.for_input(config.data.size, sigma=config.data.heatmap_sigma)
     train_set, val_set = build_datasets(config, codec, teacher_labels)
 
     sampler = EpochSampler(train_set, env=env, seed=config.train.seed)

@@ -360,21 +360,21 @@ def _export(settings: RecipeSettings, results: list[StageResult], configs: dict[
     from stagepose.runtime.export import export_onnx
 
     run = _best_arm(results, EXPORT_PRESET)
-    width, height = configs[run.name].data.size
+    size = configs[run.name].data.size
     folder = settings.out_dir / "export"
     folder.mkdir(parents=True, exist_ok=True)
     weights = Path(shutil.copy2(run.weights, folder / f"{run.name}.safetensors"))
-    clock(f"exporting {run.label} ({run.name}) to ONNX at {width}x{height}")
-    result = export_onnx(weights, folder / f"{run.name}.onnx", input_size=(height, width))
+    clock(f"exporting {run.label} ({run.name}) to ONNX at {size.text()}")
+    result = export_onnx(weights, folder / f"{run.name}.onnx", input_size=size)
     clock(f"wrote {result.onnx_path} and {result.sidecar_path} (max |onnxruntime - torch| {result.max_abs_diff:.2g})")
     return {"run": run.name, "label": run.label, "preset": run.preset, "why": "the better-scoring lshm-4 (mean)",
             "onnx": str(result.onnx_path), "sidecar": str(result.sidecar_path), "weights": str(weights),
-            "input_size": [height, width], "parity_max_abs_diff": result.max_abs_diff}  # fmt: skip
+            "input_size": list(size.hw), "parity_max_abs_diff": result.max_abs_diff}  # fmt: skip
 
 
 def _latency(settings: RecipeSettings, results: list[StageResult], scored_on: str, clock: _Progress) -> dict[str, Any]:
     """PyTorch CUDA latency (batch 1) and FP16 accuracy of the better arm of each student, or why not."""
-    from stagepose.models.checkpoint import load_state
+    from stagepose.models.checkpoint import load_state, recorded_input_size
     from stagepose.runtime.gpu_check import (
         cuda_unavailable,
         dataset_crops,
@@ -383,7 +383,7 @@ def _latency(settings: RecipeSettings, results: list[StageResult], scored_on: st
         latency_cases,
         torch_latency,
     )
-    from stagepose.train.evaluate import parse_input_size
+    from stagepose.sizes import ImageSize
 
     device = "cuda"
     reason = "--device cpu" if settings.device == "cpu" else cuda_unavailable(device)
@@ -394,15 +394,15 @@ def _latency(settings: RecipeSettings, results: list[StageResult], scored_on: st
                            "students": {}}  # fmt: skip
     for preset in LATENCY_PRESETS:
         run = _best_arm(results, preset)
-        width, height = parse_input_size(load_state(run.weights)[1].get("input_size")) or (256, 256)
-        clock(f"GPU latency of {run.label} ({run.name}) at {width}x{height}, batch 1")
-        crops = dataset_crops(scored_on, settings.parity_crops, (height, width))
+        size = recorded_input_size(load_state(run.weights)[1]) or ImageSize(256, 256)
+        clock(f"GPU latency of {run.label} ({run.name}) at {size.text()}, batch 1")
+        crops = dataset_crops(scored_on, settings.parity_crops, size)
         out["students"][preset] = {
-            "run": run.name, "weights": str(run.weights), "input_size": [height, width],
-            "latency_ms": torch_latency(run.weights, input_size=(height, width), device=device,
+            "run": run.name, "weights": str(run.weights), "input_size": list(size.hw),
+            "latency_ms": torch_latency(run.weights, input_size=size, device=device,
                                         cases=latency_cases((1,)), runs=settings.latency_runs,
                                         warmup=settings.latency_warmup),
-            "fp16_vs_fp32": fp16_parity(run.weights, input_size=(height, width), device=device, crops=crops),
+            "fp16_vs_fp32": fp16_parity(run.weights, input_size=size, device=device, crops=crops),
         }  # fmt: skip
         best = out["students"][preset]["latency_ms"].get("fp16/graph/b1", {})
         clock(f"{run.label}: FP16 + CUDA graph p50 {best.get('p50', math.nan):.2f} ms")

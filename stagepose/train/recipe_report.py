@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stagepose.train.checkpoints import atomic_write_text
+from stagepose.fileio import atomic_write_text
 from stagepose.train.compare import COLUMNS
 
 

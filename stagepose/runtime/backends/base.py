@@ -2,7 +2,7 @@
 
 ``infer(batch)`` takes normalised float32 NCHW crops and returns float32 heatmaps (N, 16, h, w) of the
 last stack, as host numpy arrays, whatever runs underneath (TensorRT, ONNX Runtime, PyTorch). The live
-loop therefore never needs to know which backend it has (habit 13). Each backend imports its heavy
+loop therefore never needs to know which backend it has. Each backend imports its heavy
 library inside its own module, which `open_backend` imports only when that backend is chosen.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,58 +19,79 @@ from typing import Any, Literal
 
 import numpy as np
 
-from stagepose.codec import DEFAULT_SIGMA
+from stagepose.codec import DEFAULT_SIGMA, HeatmapCodec, Refine
 from stagepose.errors import EngineError, ModelError
 from stagepose.runtime.sidecar import Sidecar
+from stagepose.sizes import ImageSize
+from stagepose.transforms import InputFormat
 
 log = logging.getLogger(__name__)
 
 BackendName = Literal["auto", "tensorrt", "onnxruntime", "torch"]
 
 
-@dataclass(frozen=True)
-class BackendConfig:
-    """How to run the model.
+MAX_THREADS = 256
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceSettings:
+    """How the model runs: the one definition (and defaults) behind `BackendConfig` and the show's
+    ``model`` section (`stagepose.show.config.ModelConfig`), so a show and a benchmark mean the same.
 
     Attributes:
-        model: the model file: ``NAME.onnx`` (sidecar ``NAME.json`` next to it; TensorRT engines are
-            looked up for it in ``engines_dir``), a built ``.engine``, or ``.safetensors`` / ``.pt``
-            weights (torch only; ``NAME.safetensors`` next to ``NAME.onnx`` is also found by torch).
         backend: "auto" (TensorRT > ONNX Runtime CUDA > PyTorch CUDA > ONNX Runtime CPU), or one by name.
         device: "auto", "cpu", "cuda" or "cuda:N".
         fp16: run in half precision on the GPU (TensorRT fp16 engine, FP16 ONNX on ORT CUDA, torch
-            ``.half()``); ignored with a warning on the CPU.
+            ``.half()``). Off by default: it moves joints slightly and is refused (with a warning) on
+            the CPU, so a GPU show opts in with ``fp16: true``.
         cuda_graph: replay CUDA graphs per batch size (TensorRT and torch on CUDA).
-        threads: CPU threads for ONNX Runtime intra-op / torch (None: number of usable cores, at most 8).
-        engines_dir: where TensorRT engines live (None: the ONNX's folder).
-        build_if_missing: build the TensorRT engine at start-up when none fits this machine (minutes).
-        max_batch: largest batch a TensorRT engine built at start-up accepts (the show's camera count).
-        input_size: (H, W) for weights without a sidecar (torch); None: from the sidecar, else 256x256.
+        threads: CPU threads for ONNX Runtime intra-op / torch, 1..256 (None: number of usable cores,
+            at most 8).
     """
 
-    model: Path
     backend: BackendName = "auto"
     device: str = "auto"
     fp16: bool = False
     cuda_graph: bool = False
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "tensorrt", "onnxruntime", "torch"):
+            raise ValueError(f"backend must be auto, tensorrt, onnxruntime or torch, got {self.backend!r}")
+        if not _DEVICE.match(self.device):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (N = GPU index), got {self.device!r}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ValueError(f"threads must be 1..{MAX_THREADS} (or null for all usable cores), got {self.threads}")
+
+
+@dataclass(frozen=True)
+class BackendConfig(InferenceSettings):
+    """How to run the model: `InferenceSettings` (keyword-only) plus the files and batch size.
+
+    Attributes:
+        model: the model file: ``NAME.onnx`` (sidecar ``NAME.json`` next to it; TensorRT engines are
+            looked up for it in ``engines_dir``), a built ``.engine``, or ``.safetensors`` / ``.pt``
+            weights (torch only; ``NAME.safetensors`` next to ``NAME.onnx`` is also found by torch).
+        engines_dir: where TensorRT engines live (None: the ONNX's folder).
+        build_if_missing: build the TensorRT engine at start-up when none fits this machine (minutes).
+        max_batch: largest batch a TensorRT engine built at start-up accepts (the show's camera count).
+        input_size: (width, height) for weights without a sidecar (torch); None: from the sidecar, else 256x256.
+    """
+
+    model: Path
     engines_dir: Path | None = None
     build_if_missing: bool = False
     max_batch: int = 8
-    input_size: tuple[int, int] | None = None
+    input_size: ImageSize | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "model", Path(self.model))
+        if self.input_size is not None:
+            object.__setattr__(self, "input_size", ImageSize.of(self.input_size))
         if self.engines_dir is not None:
             object.__setattr__(self, "engines_dir", Path(self.engines_dir))
-        if self.backend not in ("auto", "tensorrt", "onnxruntime", "torch"):
-            raise ValueError(f"backend must be auto, tensorrt, onnxruntime or torch, got {self.backend!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not (
-            self.device.startswith("cuda:") and self.device[5:].isdigit()
-        ):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
 
@@ -110,8 +132,8 @@ class Backend(abc.ABC):
     Attributes:
         name: "tensorrt", "onnxruntime" or "torch".
         device: where it runs ("cpu", "cuda:0").
-        input_size: model input (H, W).
-        heatmap_size: output (h, w).
+        input_size: model input (width, height).
+        heatmap_size: output heatmap (width, height).
         num_joints: output channels (16).
         max_batch: largest batch accepted (None: any).
         precision: "fp32" or "fp16".
@@ -126,7 +148,7 @@ class Backend(abc.ABC):
         self,
         *,
         device: str,
-        input_size: tuple[int, int],
+        input_size: ImageSize,
         num_joints: int = 16,
         max_batch: int | None = None,
         precision: str = "fp32",
@@ -134,8 +156,8 @@ class Backend(abc.ABC):
         heatmap_sigma: float = DEFAULT_SIGMA,
     ) -> None:
         self.device = device
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.heatmap_size = (self.input_size[0] // 4, self.input_size[1] // 4)
+        self.input_size = ImageSize.of(input_size)
+        self.heatmap_size = sidecar.heatmap_size if sidecar is not None else self.input_size.heatmap()
         self.num_joints = num_joints
         self.max_batch = max_batch
         self.precision = precision
@@ -152,7 +174,7 @@ class Backend(abc.ABC):
             batch: (N, 3, H, W) float32, normalised as the sidecar says (``to_model_input``).
 
         Returns:
-            (N, num_joints, H/4, W/4) float32 heatmaps in host memory, owned by the caller.
+            (N, num_joints, *heatmap_size.hw) float32 heatmaps in host memory, owned by the caller.
 
         Raises:
             ModelError: wrong dtype, rank, size or batch (the message gives expected and actual).
@@ -169,11 +191,20 @@ class Backend(abc.ABC):
         capture happen here, not on the first show frame). Returns the seconds it took."""
         start = time.perf_counter()
         for n in batch_sizes:
-            zeros = np.zeros((n, 3, *self.input_size), dtype=np.float32)
+            zeros = np.zeros((n, 3, *self.input_size.hw), dtype=np.float32)
             for _ in range(max(1, runs)):
                 self.infer(zeros)
         self.synchronize()
         return time.perf_counter() - start
+
+    @property
+    def input_format(self) -> InputFormat:
+        """How to turn BGR crops into this model's input (the sidecar's colour order and normalisation)."""
+        return self.sidecar.input_format if self.sidecar is not None else InputFormat(self.input_size)
+
+    def codec(self, refine: Refine = "dark") -> HeatmapCodec:
+        """The heatmap decoder for this model, with the sigma it was trained with."""
+        return HeatmapCodec(self.input_size, self.heatmap_size, sigma=self.heatmap_sigma, refine=refine)
 
     def synchronize(self) -> None:
         """Wait for queued device work (no-op where `infer` already returns finished host arrays)."""
@@ -206,8 +237,7 @@ class Backend(abc.ABC):
         self.close()
 
     def __repr__(self) -> str:
-        h, w = self.input_size
-        return f"<{type(self).__name__} {self.device} {self.precision} {h}x{w}>"
+        return f"<{type(self).__name__} {self.device} {self.precision} {self.input_size.text()}>"
 
     # -- for subclasses ----------------------------------------------------------------------
 
@@ -222,7 +252,7 @@ class Backend(abc.ABC):
     def _check(self, batch: np.ndarray) -> np.ndarray:
         if not isinstance(batch, np.ndarray):
             raise ModelError(f"{self.name}: batch must be a numpy array, got {type(batch).__name__}")
-        h, w = self.input_size
+        h, w = self.input_size.hw
         if batch.ndim != 4 or batch.shape[1:] != (3, h, w) or batch.shape[0] < 1:
             raise ModelError(
                 f"{self.name}: model expects a batch of shape (N, 3, {h}, {w}), got {tuple(batch.shape)}; "

@@ -92,7 +92,7 @@ def resolve_engine(cfg: BackendConfig) -> tuple[Path, Sidecar]:
     if cfg.model_kind == "onnx":
         sidecar = Sidecar.read(cfg.model.with_suffix(".json"), model_path=cfg.model)
         try:
-            path = select_engine(cfg.model, engines_dir, gpu, trt_version, precision, sidecar.input_size)
+            path = select_engine(cfg.model, engines_dir, gpu, trt_version, precision, sidecar.input_size.hw)
         except EngineError:
             if not (cfg.build_if_missing and gpu is not None and trt_version is not None):
                 raise
@@ -164,8 +164,8 @@ class TensorRTBackend(Backend):
             sidecar=sidecar,
         )  # fmt: skip
         self.engine_path = engine_path
-        h, w = self.input_size
-        hh, hw = self.heatmap_size
+        h, w = self.input_size.hw
+        hh, hw = self.heatmap_size.hw
         self._in_item = 3 * h * w
         self._out_item = self.num_joints * hh * hw
         in_bytes = max_batch * self._in_item * 4
@@ -201,7 +201,7 @@ class TensorRTBackend(Backend):
                                       rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream), "copy out")  # fmt: skip
 
     def _set_batch(self, context: Any, n: int) -> None:
-        h, w = self.input_size
+        h, w = self.input_size.hw
         if not context.set_input_shape(self._in, (n, 3, h, w)):
             raise EngineError(f"{self.engine_path}: batch {n} is outside the engine's profile (max {self.max_batch})")
 
@@ -239,7 +239,7 @@ class TensorRTBackend(Backend):
                 self._context_batch = n
             self._enqueue(self._context, n)
         self._cuda(rt.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-        hh, hw = self.heatmap_size
+        hh, hw = self.heatmap_size.hw
         return self._h_out[: n * self._out_item].reshape(n, self.num_joints, hh, hw).copy()
 
     def describe(self) -> dict[str, object]:

@@ -23,6 +23,10 @@ from stagepose.models.checkpoint import load_model_and_metadata, recorded_sigma
 from stagepose.runtime.backends.base import Backend, BackendConfig, warn_fp16_on_cpu, weights_beside
 from stagepose.runtime.export import LastStack
 from stagepose.runtime.sidecar import Sidecar
+from stagepose.sizes import ImageSize
+
+# input size of weights without a sidecar when the config names none
+DEFAULT_SIZE = ImageSize(256, 256)
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +82,12 @@ class TorchBackend(Backend):
     def __init__(self, cfg: BackendConfig, device: str) -> None:
         weights, sidecar = resolve_weights(cfg)
         model, spec, metadata = load_model_and_metadata(weights, sidecar.preset if sidecar else None)
-        size = cfg.input_size or (sidecar.input_size if sidecar else (256, 256))
+        size = sidecar.input_size if sidecar else DEFAULT_SIZE
+        if cfg.input_size:
+            size = cfg.input_size
         multiple = spec.min_input_multiple
-        if size[0] % multiple or size[1] % multiple:
-            raise ModelError(f"input size {size[0]}x{size[1]} must be a multiple of {multiple} for {spec.name}")
+        if size.width % multiple or size.height % multiple:
+            raise ModelError(f"input size {size.text()} must be a multiple of {multiple} for {spec.name}")
         on_gpu = device.startswith("cuda")
         if on_gpu and not torch.cuda.is_available():
             raise EngineError("torch cannot see a CUDA GPU (CPU-only torch build or no driver); use device: cpu")
@@ -127,7 +133,7 @@ class TorchBackend(Backend):
 
     def _capture(self, n: int) -> _Graph:
         """Capture the forward pass for batch ``n`` (after warm-up runs on a side stream, as required)."""
-        device_in = torch.zeros((n, 3, *self.input_size), device=self._device)
+        device_in = torch.zeros((n, 3, *self.input_size.hw), device=self._device)
         side = torch.cuda.Stream(self._device)
         side.wait_stream(torch.cuda.current_stream(self._device))
         with torch.cuda.stream(side):

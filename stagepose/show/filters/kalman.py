@@ -1,35 +1,36 @@
-"""Per-joint Kalman filter with real time steps, confidence-weighted measurements and lost joints.
+"""Kalman filter of all joints at once, with real time steps, confidence-weighted measurements and lost joints.
 
-Each joint has its own ``filterpy.kalman.KalmanFilter`` whose state is position and velocity
-(constant-velocity model, ``cv``) or position, velocity and acceleration (``ca``), x and y together:
-``[px, py, vx, vy(, ax, ay)]``. Between frames the state is predicted over the real time step dt
-from the capture timestamps; the process noise Q is the continuous white-noise model (acceleration
-for cv, jerk for ca) integrated over dt, so two short steps and one long step grow the uncertainty
-alike and a dropped frame is a longer step, not a skipped one (trap T9: no nominal frame rate).
+Every joint has its own filter whose state is position and velocity (constant-velocity model, ``cv``)
+or position, velocity and acceleration (``ca``), x and y together: ``[px, py, vx, vy(, ax, ay)]``.
+Between frames the state is predicted over the real time step dt from the capture timestamps; the
+process noise Q is the continuous white-noise model (acceleration for cv, jerk for ca) integrated over
+dt, so two short steps and one long step grow the uncertainty alike and a dropped frame is a longer
+step, not a skipped one: no nominal frame rate is assumed anywhere.
 
 The measurement noise R of a joint measured at confidence c is (measurement_std / c)^2 per axis:
 a weak heatmap peak moves the estimate less. A joint below ``min_confidence`` (or NaN) is predicted
 only. A joint not measured for longer than ``lost_after_s`` is lost: its filter is dropped, its last
 position is held with quality 0, and when it is measured again the filter restarts at that
 measurement with zero velocity rather than being dragged from the stale state.
+
+All joints are stepped together in numpy (one batched predict and update per frame, no Python loop
+over joints). The filters are the same as one ``filterpy.kalman.KalmanFilter`` per joint (the tests
+check this to 1e-6): F and Q are ``kron(F1, I2)`` and ``kron(Q1, I2)`` of the one-axis matrices, H
+picks the position and R is the same on both axes, so x and y never correlate and share one
+covariance. The state is therefore kept per axis: means (K, order, 2) with the axis last and one
+(K, order, order) covariance per joint, half the work of the full (K, 2*order, 2*order) form, which
+``_states()`` rebuilds for the offline RTS smoother.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stagepose.show.filters.base import JointSmoother, SmoothedPose
+from stagepose.show.filters.base import TIME_EPS_S, JointSmoother, SmoothedPose
 from stagepose.show.filters.config import KalmanConfig
 from stagepose.skeleton import NUM_JOINTS
-
-if TYPE_CHECKING:
-    from filterpy.kalman import KalmanFilter
-
-# filterpy is imported where it is used: its package imports scipy.stats (1.5 s on a 2-core CPU), which
-# `stagepose check` and `--help` (through the show config's smoothing section) must not pay for.
 
 _EYE2 = np.eye(2)
 
@@ -39,8 +40,43 @@ def model_order(config: KalmanConfig) -> int:
     return 2 if config.model == "cv" else 3
 
 
+def axis_transition(order: int, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """One axis's state transition F1 and process noise Q1 over a step of ``dt`` seconds.
+
+    Q1 is the continuous white-noise model integrated over dt, the same numbers as filterpy's
+    ``Q_continuous_white_noise(dim=order, dt=dt, spectral_density=q)`` (written out here: filterpy's
+    package import costs 1.5 s of scipy, and this runs on every frame).
+
+    Args:
+        order: 2 (cv: position, velocity) or 3 (ca: + acceleration).
+        dt: time step in seconds (>= 0; 0 gives F1 = I and Q1 = 0).
+        q: spectral density of the white noise on the highest derivative.
+
+    Returns:
+        F1, Q1: (order, order) each, for the state ``[p, v(, a)]`` of one axis.
+
+    Raises:
+        ValueError: an order other than 2 or 3.
+    """
+    if order == 2:
+        f1 = np.array([[1.0, dt], [0.0, 1.0]])
+        q1 = np.array([[dt**3 / 3.0, dt**2 / 2.0], [dt**2 / 2.0, dt]])
+    elif order == 3:
+        f1 = np.array([[1.0, dt, 0.5 * dt * dt], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
+        q1 = np.array(
+            [
+                [dt**5 / 20.0, dt**4 / 8.0, dt**3 / 6.0],
+                [dt**4 / 8.0, dt**3 / 3.0, dt**2 / 2.0],
+                [dt**3 / 6.0, dt**2 / 2.0, dt],
+            ]
+        )
+    else:
+        raise ValueError(f"order must be 2 (cv) or 3 (ca), got {order}")
+    return f1, q1 * q
+
+
 def transition(order: int, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """State transition F and process noise Q over a step of ``dt`` seconds.
+    """State transition F and process noise Q of one joint (both axes) over a step of ``dt`` seconds.
 
     Args:
         order: 2 (cv) or 3 (ca).
@@ -50,17 +86,7 @@ def transition(order: int, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]
     Returns:
         F, Q: (2*order, 2*order) each, for the state ``[px, py, vx, vy(, ax, ay)]``.
     """
-    f1 = np.eye(order)
-    f1[0, 1] = dt
-    if order == 3:
-        f1[1, 2] = dt
-        f1[0, 2] = 0.5 * dt * dt
-    if dt > 0:
-        from filterpy.common import Q_continuous_white_noise
-
-        q1 = Q_continuous_white_noise(dim=order, dt=dt, spectral_density=q)
-    else:
-        q1 = np.zeros((order, order))
+    f1, q1 = axis_transition(order, dt, q)
     return np.kron(f1, _EYE2), np.kron(q1, _EYE2)
 
 
@@ -81,77 +107,82 @@ class KalmanSmoother(JointSmoother):
         self._order = model_order(config)
         self._dim = 2 * self._order
         self._q = config.q
-        self._filters = [self._new_filter() for _ in range(num_joints)]
+        self._eye = np.eye(self._order)
+        # Covariance of a freshly started joint, less its position variance (set from the confidence).
+        p0 = np.full(self._order, config.initial_velocity_std**2)
+        if self._order == 3:
+            p0[2] = (config.initial_velocity_std / 0.1) ** 2
+        self._p_start = np.diag(p0)
         self._reset_state()
 
-    def _new_filter(self) -> KalmanFilter:
-        from filterpy.kalman import KalmanFilter
-
-        kf = KalmanFilter(dim_x=self._dim, dim_z=2)
-        kf.H = np.zeros((2, self._dim))
-        kf.H[0, 0] = kf.H[1, 1] = 1.0
-        return kf
-
     def _reset_state(self) -> None:
-        k = self.num_joints
+        k, n = self.num_joints, self._order
+        self._x = np.zeros((k, n, 2))  # per joint: [p, v(, a)] x [x, y]; stale while not active
+        self._p = np.zeros((k, n, n))  # per joint: the covariance shared by both axes
         self._active = np.zeros(k, dtype=bool)  # the joint's filter holds a live state
         self._t_measured = np.full(k, -math.inf)  # last time each joint was measured
         self._held = np.full((k, 2), np.nan)  # last position, reported while lost
         self._started = np.zeros(k, dtype=bool)  # (re)initialised in the latest step (for RTS)
-        self._F, self._Q = transition(self._order, 0.0, self._q)
-
-    def _measurement_var(self, confidence: float) -> float:
-        return (self.config.measurement_std / confidence) ** 2
-
-    def _start(self, j: int, z: np.ndarray, confidence: float) -> None:
-        kf = self._filters[j]
-        x = np.zeros((self._dim, 1))
-        x[0:2, 0] = z
-        p = np.full(self._dim, self.config.initial_velocity_std**2)
-        p[0:2] = self._measurement_var(confidence)
-        if self._order == 3:
-            p[4:6] = (self.config.initial_velocity_std / 0.1) ** 2
-        kf.x = x
-        kf.P = np.diag(p)
 
     def _step(self, t: float, z: np.ndarray, c: np.ndarray) -> SmoothedPose:
         cfg = self.config
         dt = t - self._t_state() if self._last is not None else 0.0
-        valid = np.isfinite(z).all(axis=1) & (c >= cfg.min_confidence) & (c > 0)
-        expired = self._active & (t - self._t_measured > cfg.lost_after_s)
-        self._active &= ~expired  # lost: drop the filter; _held keeps the last estimate
-        self._F, self._Q = transition(self._order, dt, self._q)
-        self._started[:] = False
-        for j in range(self.num_joints):
-            kf = self._filters[j]
-            if self._active[j]:
-                if dt > 0:
-                    kf.predict(F=self._F, Q=self._Q)
-                if valid[j]:
-                    kf.update(z[j], R=self._measurement_var(c[j]) * _EYE2)
-            elif valid[j]:
-                self._start(j, z[j], c[j])
-                self._active[j] = True
-                self._started[j] = True
-        self._t_measured[valid] = t
-        pose = self._pose(t, valid, self._states())
-        self._held = pose.position.copy()
+        confident = c >= cfg.min_confidence if cfg.min_confidence > 0 else c > 0
+        valid = np.isfinite(z).all(axis=1) & confident
+        # The others are lost: their filter is dropped.
+        active = self._active & (t - self._t_measured <= cfg.lost_after_s + TIME_EPS_S)
+        x, p = self._x, self._p
+
+        # Predict over the real time step (a duplicate timestamp predicts nothing). Every joint is
+        # predicted, which costs less than picking out the tracked ones: a joint not tracked has no
+        # state anyone reads (its held position is reported) and is reinitialised when it restarts.
+        if dt > 0:
+            f1, q1 = axis_transition(self._order, dt, self._q)
+            x = f1 @ x
+            p = f1 @ p @ f1.T + q1
+
+        # Update the tracked joints that were measured. The gain is exactly 0 elsewhere, which leaves
+        # their mean and covariance bit for bit unchanged, so no joint needs to be picked out.
+        update = valid & active
+        if update.any():
+            r = (cfg.measurement_std / np.where(update, c, 1.0)) ** 2  # (K,) per-axis variance R
+            gain = p[:, :, 0] * (update / (p[:, 0, 0] + r))[:, None]  # (K, order)
+            innovation = np.where(update[:, None], z - x[:, 0, :], 0.0)  # (K, 2); NaN where not measured
+            x = x + gain[:, :, None] * innovation[:, None, :]
+            # Joseph form (I - K H) P (I - K H)^T + K R K^T, as filterpy: stays symmetric and positive.
+            a = self._eye - gain[:, :, None] * self._eye[0]
+            p = a @ p @ a.transpose(0, 2, 1) + r[:, None, None] * (gain[:, :, None] * gain[:, None, :])
+
+        # (Re)start the joints measured while not tracked, at the measurement with zero velocity.
+        start = valid & ~active
+        if start.any():
+            x[start] = 0.0
+            x[start, 0, :] = z[start]
+            p[start] = self._p_start
+            p[start, 0, 0] = (cfg.measurement_std / c[start]) ** 2
+
+        self._x, self._p = x, p
+        self._active = active | start
+        self._started = start
+        self._t_measured = np.where(valid, t, self._t_measured)
+        pose = self._pose(t, valid, x, p)
+        self._held = pose.position  # read-only, and only ever replaced
         return pose
 
     def _states(self) -> tuple[np.ndarray, np.ndarray]:
-        """(K, dim) means and (K, dim, dim) covariances of all filters (stale for inactive joints)."""
-        x = np.stack([kf.x[:, 0] for kf in self._filters])
-        p = np.stack([kf.P for kf in self._filters])
-        return x, p
+        """(K, 2*order) means and (K, 2*order, 2*order) covariances in the ``[px, py, vx, vy(, ax, ay)]``
+        layout of ``transition()`` (stale for joints not active)."""
+        k, n = self.num_joints, self._order
+        x = self._x.reshape(k, 2 * n)  # order-major, axis-minor: exactly [px, py, vx, vy, ...]
+        p = (self._p[:, :, None, :, None] * _EYE2[None, None, :, None, :]).reshape(k, 2 * n, 2 * n)
+        return x.copy(), p
 
-    def _pose(self, t: float, measured: np.ndarray, states: tuple[np.ndarray, np.ndarray]) -> SmoothedPose:
-        x, p = states
+    def _pose(self, t: float, measured: np.ndarray, x: np.ndarray, p: np.ndarray) -> SmoothedPose:
         active = self._active
-        position = np.where(active[:, None], x[:, 0:2], self._held)
-        velocity = np.where(active[:, None], x[:, 2:4], 0.0)
-        var = 0.5 * (p[:, 0, 0] + p[:, 1, 1])
-        std = np.where(active, np.sqrt(np.maximum(var, 0.0)), np.inf)
-        quality = np.where(active, np.clip(self.config.measurement_std / np.maximum(std, 1e-12), 0.0, 1.0), 0.0)
+        position = np.where(active[:, None], x[:, 0, :], self._held)
+        velocity = np.where(active[:, None], x[:, 1, :], 0.0)
+        std = np.where(active, np.sqrt(np.maximum(p[:, 0, 0], 0.0)), np.inf)
+        quality = np.minimum(self.config.measurement_std / np.maximum(std, 1e-12), 1.0)  # 0 where std is inf (lost)
         return SmoothedPose(
             t=t,
             position=position,
@@ -184,8 +215,5 @@ class KalmanSmoother(JointSmoother):
         dt = min(max(t_send - t0, 0.0), self.config.max_forecast_s)
         if dt == 0.0:
             return self._last
-        f, q = transition(self._order, dt, self._q)
-        x, p = self._states()
-        x = x @ f.T
-        p = f @ p @ f.T + q
-        return self._pose(t0 + dt, np.zeros(self.num_joints, dtype=bool), (x, p))
+        f1, q1 = axis_transition(self._order, dt, self._q)
+        return self._pose(t0 + dt, np.zeros(self.num_joints, dtype=bool), f1 @ self._x, f1 @ self._p @ f1.T + q1)

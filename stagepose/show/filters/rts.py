@@ -2,9 +2,10 @@
 
 A replay (rehearsal footage, a recorded keypoint file) has the whole sequence, so each frame can use
 the frames after it as well: the RTS smoother removes the causal filter's lag and bridges gaps by
-interpolation instead of extrapolation. It runs the same per-joint ``KalmanSmoother`` forward (same
-confidence weighting, gating and lost rule) and then filterpy's ``KalmanFilter.rts_smoother`` over
-each stretch of frames where a joint is tracked. Non-causal: never use it in the live loop.
+interpolation instead of extrapolation. It runs the same ``KalmanSmoother`` forward (same confidence
+weighting, gating and lost rule) and then filterpy's ``KalmanFilter.rts_smoother`` over each stretch of
+frames where a joint is tracked, with the F and Q of ``transition()`` for each real time step.
+Non-causal: never use it in the live loop.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from stagepose.show.filters.config import KalmanConfig
-from stagepose.show.filters.kalman import KalmanSmoother
+from stagepose.show.filters.kalman import KalmanSmoother, model_order, transition
 
 
 def rts_smooth(
@@ -53,23 +54,26 @@ def rts_smooth(
         first = int(np.argmax(np.diff(ts) < 0))
         raise ValueError(f"timestamps must not decrease: frame {first + 1} is earlier than frame {first}")
 
+    from filterpy.kalman import KalmanFilter  # lazily: its package import pulls in scipy.stats
+
     smoother = KalmanSmoother(config, num_joints=k)
-    dim = 2 * (2 if config.model == "cv" else 3)
+    order = model_order(config)
+    dim = 2 * order
     xs = np.zeros((n, k, dim))
     ps = np.zeros((n, k, dim, dim))
-    fs = np.zeros((n, dim, dim))
+    fs = np.zeros((n, dim, dim))  # fs[i], qs[i]: the step from frame i - 1 to frame i (identity, 0 at i = 0)
     qs = np.zeros((n, dim, dim))
     active = np.zeros((n, k), dtype=bool)
     started = np.zeros((n, k), dtype=bool)
     for i in range(n):
         smoother.update(ts[i], z[i], c[i])
         xs[i], ps[i] = smoother._states()
-        fs[i], qs[i] = smoother._F, smoother._Q
+        fs[i], qs[i] = transition(order, ts[i] - ts[i - 1] if i > 0 else 0.0, config.q)
         active[i] = smoother._active
         started[i] = smoother._started
 
     out = np.full((n, k, 2), np.nan)
-    kf = smoother._filters[0]  # any filter: rts_smoother only needs the matrices passed in
+    kf = KalmanFilter(dim_x=dim, dim_z=2)  # rts_smoother only uses the matrices passed in
     for j in range(k):
         i = 0
         while i < n:

@@ -43,11 +43,15 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 
 from stagepose.show.osc.config import OscDestinationConfig
 from stagepose.skeleton import JOINT_NAMES, NUM_JOINTS
+
+if TYPE_CHECKING:
+    from stagepose.show.result import PerformerResult
 
 MAX_DATAGRAM_BYTES = 1472
 ROOT = "/stagepose"
@@ -170,6 +174,23 @@ class PerformerFrame:
             raise ValueError(f"t_capture must be a finite Unix time, got {self.t_capture}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in 0..1, got {self.min_confidence}")
+
+    @classmethod
+    def from_result(cls, result: PerformerResult, min_confidence: float = 0.3) -> Self:
+        """The OSC payload of one pipeline result: its pose at ``result.t`` (forecast or not), in image
+        and stage coordinates alike; the capture time stays the timetag (latency is measured from it)."""
+        return cls(
+            performer=result.performer,
+            seq=result.seq,
+            t_capture=result.t_capture,
+            joints=result.joints,
+            confidence=result.confidence,
+            image_size=result.image_size,
+            tracked=result.tracked,
+            joints_stage=result.joints_stage,
+            floor_position=result.floor,
+            min_confidence=min_confidence,
+        )
 
 
 @dataclass(frozen=True)
