@@ -23,8 +23,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stagepose.train.cli",
     "stagepose.train.campaign_cli",
     "stagepose.runtime.cli",
+    "stagepose.bench_cli",
     "stagepose.show.cli",
     "stagepose.show.probe_cli",
+    "stagepose.show.convert_cli",
     "stagepose.show.osc.cli",
     "stagepose.calibration.cli",
 )

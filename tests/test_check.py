@@ -76,8 +76,8 @@ LOAD_TIME: dict[str, tuple[Callable[[dict, Path], None], str, str]] = {
     "measurement_std inf": (lambda d, t: d["smoothing"].update(kalman={"measurement_std": float("inf")}),
                             "smoothing.kalman.measurement_std", "finite"),
     "max_duration_s -1": (lambda d, t: d["run"].update(max_duration_s=-1), "run.max_duration_s", "> 0"),
-    "zone nan": (lambda d, t: d["cameras"][0].update(zone=[[0, 0], [10, 0], [float("nan"), 5]]),
-                 "cameras[0]", "finite pixel"),
+    "zone nan": (lambda d, t: d["performers"][0]["cameras"].update(cam1=[[0, 0], [10, 0], [float("nan"), 5]]),
+                 "performers[0]", "finite pixel"),
     "record ~nosuchuser": (lambda d, t: d["outputs"]["record"].update(path="~nosuchuser/k.jsonl"),
                            "outputs.record.path", "no home folder for nosuchuser"),
     "model ~nosuchuser": (lambda d, t: d["model"].update(path="~nosuchuser/m.onnx"), "model.path", "nosuchuser"),
@@ -138,8 +138,9 @@ MEDIA: dict[str, tuple[Callable[[dict, Path], None], str, str]] = {
                     "cameras[0].uri", "not a readable video"),
     "calibration 1088x1920 for a 1080x1920 clip": (lambda d, t: d["cameras"][0].update(calibration=str(CALIBRATION)),
                                                    "cameras[0].calibration", "calibrated at 1088x1920"),
-    "zone outside the frame": (lambda d, t: d["cameras"][0].update(zone=[[0, 250], [1500, 250], [1080, 1500]]),
-                               "cameras[0].zone[1]", "outside the 1080x1920 frame"),
+    "zone outside the frame": (lambda d, t: d["performers"][0]["cameras"].update(
+                                   cam1=[[0, 250], [1500, 250], [1080, 1500]]),
+                               "performers[0].cameras.cam1[1]", "outside the 1080x1920 frame"),
     "record on /dev/full": (lambda d, t: d["outputs"]["record"].update(path="/dev/full"), "outputs.record.path",
                             "not a file"),
     "record is a folder": (lambda d, t: d["outputs"]["record"].update(path=str(t)), "outputs.record.path",
@@ -258,7 +259,7 @@ def test_replay_needs_no_uri_when_inputs_replace_the_feeds(tmp_path, capsys) -> 
     path.write_text(yaml.safe_dump(show, sort_keys=False))
     with pytest.raises(ConfigError, match=r"show.yaml:\d+: field 'cameras\[0\]\.uri': required field is missing"):
         load_show(path)
-    assert load_show(path, replay_inputs=1).cameras[0].performer == "performer1"
+    assert load_show(path, replay_inputs=1).cast[0].name == "performer1"
     out = tmp_path / "replay"
     code = main(["replay", "--show", str(path), "--input", str(DEMO_CLIP), "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err

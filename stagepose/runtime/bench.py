@@ -371,7 +371,7 @@ def plot_histograms(report: BenchReport, path: str | Path) -> Path:
                 color=colors[i % len(colors)], linestyle="-" if i < len(colors) else "--")  # fmt: skip
     ax.set_xlabel("latency per batch (ms)")
     ax.set_ylabel("calls")
-    ax.set_title("stagepose bench: inference latency")
+    ax.set_title("stagepose bench model: inference latency")
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""``stagepose export``, ``stagepose engine build|list`` and ``stagepose bench``."""
+"""``stagepose export`` and ``stagepose engine build|list``."""
 
 from __future__ import annotations
 
@@ -7,24 +7,9 @@ import json
 from pathlib import Path
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def _str_list(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     _register_export(subparsers)
     _register_engine(subparsers)
-    _register_bench(subparsers)
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -54,7 +39,7 @@ def _run_export(args: argparse.Namespace) -> int:
     if args.checkpoint is None:
         raise ModelError(
             "nothing to export: pass --checkpoint with trained weights (.safetensors or a training .pt); "
-            "to time an untrained preset use `stagepose bench --preset NAME`"
+            "to time an untrained preset use `stagepose bench model --preset NAME`"
         )
     from stagepose.models.checkpoint import load_state, recorded_input_size
     from stagepose.runtime.export import DEFAULT_OPSET, PARITY_TOLERANCE, export_onnx
@@ -163,52 +148,3 @@ def _record_json(record: object) -> object:
     from stagepose.config import to_dict
 
     return to_dict(record) if record is not None else None
-
-
-# ------------------------------------------------------------------------------------------- bench
-
-
-def _register_bench(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="latency of the backends per model and batch (p50/p95/p99, images/s)",
-        description="Time backend.infer after warm-up (CUDA synchronised before each clock read). Presets "
-        "are benchmarked with random weights exported on the fly; on the CPU the per-frame path "
-        "(1080p crop + normalise, infer, decode) is timed too.",
-    )
-    parser.add_argument("--backend", type=_str_list, default=("onnxruntime", "torch"),
-                        help="comma-separated: tensorrt,onnxruntime,torch (default onnxruntime,torch)")  # fmt: skip
-    parser.add_argument("--preset", type=_str_list, default=(), help="comma-separated presets, e.g. lshm-2,lshm-4")
-    parser.add_argument("--onnx", type=Path, action="append", default=[], help="exported model (repeatable)")
-    parser.add_argument("--input-size", type=_int_list, default=(256,), help="square sides for presets (256)")
-    parser.add_argument("--batch", type=_int_list, default=(1, 3), help="batch sizes (1,3)")
-    parser.add_argument("--runs", type=int, default=200, help="timed calls per case (200)")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed calls first (20)")
-    parser.add_argument("--pipeline-runs", type=int, default=50, help="timed frames of the CPU per-frame path (50)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--fp16", action="store_true", help="half precision on CUDA")
-    parser.add_argument("--cuda-graph", action="store_true", help="CUDA-graph replay (tensorrt, torch)")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: usable cores, at most 8)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--plot", type=Path, metavar="FILE", help="save a latency histogram PNG")
-    parser.set_defaults(func=_run_bench)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from stagepose.errors import ConfigError
-    from stagepose.runtime.bench import BenchSpec, format_report, plot_histograms, run_bench
-
-    presets = args.preset or (() if args.onnx else ("lshm-2",))
-    try:
-        spec = BenchSpec(
-            backends=args.backend, presets=presets, onnx=tuple(args.onnx), input_sizes=args.input_size,
-            batches=args.batch, runs=args.runs, warmup=args.warmup, device=args.device, fp16=args.fp16,
-            cuda_graph=args.cuda_graph, threads=args.threads, pipeline_runs=args.pipeline_runs,
-        )  # fmt: skip
-    except ValueError as exc:
-        raise ConfigError(f"bench: {exc}") from None
-    report = run_bench(spec)
-    if args.plot:
-        plot_histograms(report, args.plot)
-    print(json.dumps(report.to_json(), indent=2) if args.json else format_report(report))
-    return 0 if report.results else 1

@@ -1,25 +1,29 @@
 """PyTorch CUDA checks of trained (or random) weights: latency, and FP16 accuracy against FP32.
 
-Shared by ``stagepose recipe gpu`` (its last stage) and ``tools/gpu_check.py``, so the numbers a GPU session
-reports come from one place. Both run the torch backend as a GPU show machine without TensorRT would:
-FP32 or ``.half()``, eager or CUDA-graph replay. Latency is p50/p95/p99 over ``runs`` calls after
-``warmup`` untimed ones, CUDA synchronised before each clock read (``bench.time_calls``); FP32 latency
-uses torch's defaults (TF32 convolutions allowed on Ampere and newer). FP16 accuracy is measured on
-real crops against a strict FP32 reference (TF32 off): decoded joints in input pixels, and the joints
-whose reference peak stands clear (``parity``), which is what matters for trained models.
+Shared by ``stagepose recipe gpu`` (its last stage) and ``stagepose bench gpu`` (`gpu_check_report`), so the
+numbers a GPU session reports come from one place. Both run the torch backend as a GPU show machine without
+TensorRT would: FP32 or ``.half()``, eager or CUDA-graph replay. Latency is p50/p95/p99 over ``runs`` calls
+after ``warmup`` untimed ones, CUDA synchronised before each clock read (``bench.time_calls``); FP32 latency
+uses torch's defaults (TF32 convolutions allowed on Ampere and newer). FP16 accuracy is measured on real crops
+against a strict FP32 reference (TF32 off): decoded joints in input pixels, and the joints whose reference
+peak stands clear (``parity``), which is what matters for trained models.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from stagepose.errors import EngineError
 from stagepose.sizes import ImageSize
+
+GPU_CHECK_PRESETS = ("lshm-2", "lshm-4", "teacher-hg8")
+DEFAULT_LSPET = Path("../shared/data/lspet")  # the training configs' data, relative to the repository root
 
 # (precision, CUDA graph) pairs the recipe and the tool time, each at every requested batch size
 LATENCY_MODES: tuple[tuple[Literal["fp32", "fp16"], bool], ...] = (
@@ -159,3 +163,88 @@ def dataset_crops(spec: str, count: int, input_size: ImageSize) -> np.ndarray:
 
     dataset = build_dataset(spec, split="val", input_size=ImageSize.of(input_size))
     return np.stack([dataset[i]["image"].numpy() for i in range(min(count, len(dataset)))])
+
+
+def gpu_check_report(
+    presets: Sequence[str] = GPU_CHECK_PRESETS,
+    *,
+    checkpoints: dict[str, Path] | None = None,
+    input_size: ImageSize | None = None,
+    lspet: Path = DEFAULT_LSPET,
+    crops: int = 64,
+    batches: Sequence[int] = (1, 8),
+    runs: int = 200,
+    warmup: int = 20,
+    device: str = "cuda:0",
+    say: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """FP16 vs FP32 accuracy (on LSPET crops, if found) and torch latency of ``presets`` on one CUDA GPU.
+
+    Args:
+        presets: model presets; random weights unless ``checkpoints`` names trained ones.
+        checkpoints: ``{preset: weights file}``.
+        input_size: model input (width, height); None: 256x256.
+        lspet: LSPET folder (joints.mat, images/); FP16 accuracy is skipped when it is missing.
+        crops: LSPET crops for the FP16 comparison.
+        batches: batch sizes timed, each in every `LATENCY_MODES` mode.
+        runs, warmup: timed and untimed calls per case.
+        device: "cuda" or "cuda:N"; "cpu" dry-runs the measurements (FP16 and graphs then do not apply).
+        say: progress lines.
+
+    Returns:
+        The GPU and versions, settings, notes, ``accuracy_data`` and per preset ``weights``,
+        ``fp16_vs_fp32`` (`fp16_parity`) and ``latency_ms`` (`torch_latency`).
+
+    Raises:
+        EngineError: ``device`` is not a usable CUDA device (and not "cpu").
+    """
+    import tempfile
+
+    import torch
+
+    from stagepose.models import build_model
+    from stagepose.models.checkpoint import save_weights
+
+    dry_run = device == "cpu"
+    reason = None if dry_run else cuda_unavailable(device)
+    if reason is not None:
+        raise EngineError(f"{reason}; `--device cpu` dry-runs the measurements")
+    checkpoints = checkpoints or {}
+    size = ImageSize.of(input_size) if input_size is not None else ImageSize(256, 256)
+    gpu = {"gpu": "none (dry run on the CPU)", "compute_capability": None, "torch": torch.__version__,
+           "cuda": torch.version.cuda} if dry_run else describe_gpu(device)  # fmt: skip
+    report: dict[str, Any] = {
+        **gpu,
+        "input_size": list(size),
+        "runs": runs,
+        "warmup": warmup,
+        "notes": [
+            "fp32 latency uses torch's defaults (TF32 convolutions allowed on Ampere and newer); the FP16 "
+            "accuracy reference is strict FP32 (TF32 off)",
+            "joint distances are in input pixels",
+        ],
+        "presets": {},
+    }
+    data = None
+    if (lspet / "joints.mat").is_file():
+        data = dataset_crops(f"lspet:{lspet}@0:{crops}", crops, size)
+        report["accuracy_data"] = f"{len(data)} LSPET crops from {lspet}"
+    else:
+        report["accuracy_data"] = f"LSPET not found at {lspet}: FP16 accuracy not measured"
+    cases = latency_cases(batches)
+    with tempfile.TemporaryDirectory(prefix="stagepose-gpu-check-") as tmp:
+        for preset in presets:
+            if preset in checkpoints:
+                weights, origin = Path(checkpoints[preset]), str(checkpoints[preset])
+            else:
+                torch.manual_seed(0)
+                weights = save_weights(Path(tmp) / f"{preset}.safetensors", build_model(preset), preset)
+                origin = "random-init"
+            say(f"gpu check: {preset}")
+            entry: dict[str, Any] = {"weights": origin}
+            if data is not None:
+                entry["fp16_vs_fp32"] = fp16_parity(weights, input_size=size, device=device, crops=data)
+            entry["latency_ms"] = torch_latency(weights, input_size=size, device=device, cases=cases, runs=runs,
+                                                warmup=warmup)  # fmt: skip
+            report["presets"][preset] = entry
+    return report

@@ -1,4 +1,4 @@
-"""`stagepose bench-pipeline`: what the show pipeline costs per frame besides the model.
+"""`stagepose bench pipeline`: what the show pipeline costs per frame besides the model.
 
 Runs the real pipeline (source decode, crop, inference, heatmap decode, tracking + smoothing + stage
 mapping, OSC send, record write) over a video, lossless and as fast as possible, and reports each

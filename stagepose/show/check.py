@@ -126,7 +126,7 @@ def _named(source: Source, key: KeyPath, check: Callable[[], T]) -> T:
 
 
 def _check_fit(show: ShowConfig, source: Source, i: int, size: tuple[int, int]) -> None:
-    """The camera's calibration and zone against the size its clip delivers (as the live loop will)."""
+    """The camera's calibration and its performers' zones against the size its clip delivers (as live will)."""
     from stagepose.calibration.mapper import StageMapper
 
     camera = show.cameras[i]
@@ -134,14 +134,18 @@ def _check_fit(show: ShowConfig, source: Source, i: int, size: tuple[int, int]) 
         # the checks PosePipeline runs at start-up: load_checked_calibration, then StageMapper's size check
         _named(source, ("cameras", i, "calibration"), lambda: StageMapper.from_file(
             show.resolve(camera.calibration or ""), size, require_stage=show.needs_stage_calibration))  # fmt: skip
-    if camera.zone is not None:
-        width, height = size
-        for k, (x, y) in enumerate(camera.zone):
+    width, height = size
+    for p, performer in enumerate(show.cast):
+        zone = performer.zone(camera.id)
+        for k, (x, y) in enumerate(zone or []):
             if not (0 <= x <= width and 0 <= y <= height):
+                key: KeyPath = ("cameras", i, "zone", k)  # the old form
+                if show.performers:
+                    key = ("performers", p, "cameras", camera.id, k)
                 raise ConfigError(
-                    f"{source.where(('cameras', i, 'zone', k))}: field 'cameras[{i}].zone[{k}]': point "
-                    f"[{x:g}, {y:g}] is outside the {width}x{height} frame of the camera's clip; zone points are "
-                    f"pixels in 0..{width} x 0..{height}"
+                    f"{source.where(key)}: field '{format_path(key)}': point [{x:g}, {y:g}] of performer "
+                    f"{performer.name!r} is outside the {width}x{height} frame of camera {camera.id!r}'s clip; zone "
+                    f"points are pixels in 0..{width} x 0..{height}"
                 )
 
 

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay = subparsers.add_parser(
         "replay",
         help="run the show pipeline over recorded footage: overlay video, keypoint record, latency summary",
-        description="Input i replaces camera i of the show (zone, performer, calibration kept).",
+        description="Input i replaces camera i of the show (its performers, zones and calibration kept).",
     )
     replay.add_argument("--show", required=True, type=Path, help="show config YAML")
     replay.add_argument("--input", required=True, nargs="+", type=Path, metavar="VIDEO", help="recorded videos")
@@ -49,17 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--rts", action="store_true", help="offline RTS smoothing for the overlay and a second record")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
     replay.set_defaults(func=_replay)
-
-    bench = subparsers.add_parser(
-        "bench-pipeline",
-        help="per-frame cost of every pipeline stage over a video (decode, crop, model, filter, OSC), JSON",
-        description="Runs the show's pipeline over a video as fast as possible and prints milliseconds per "
-        "stage, separating the model from the pipeline's own overhead.",
-    )
-    bench.add_argument("--show", required=True, type=Path, help="show config YAML (its model and settings)")
-    bench.add_argument("--video", type=Path, help="video to run (default: the first camera's file)")
-    bench.add_argument("--frames", type=int, default=300, help="at most this many frames")
-    bench.set_defaults(func=_bench)
 
 
 def _live(args: argparse.Namespace) -> int:
@@ -105,7 +94,8 @@ def _check(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(to_dict(show), sort_keys=False, allow_unicode=True, default_flow_style=None), end="")
     for camera in show.cameras:
         state = "" if camera.enabled else " (disabled)"
-        report(f"  camera {camera.id}: {camera.uri} -> performer {camera.performer}{state}")
+        names = ", ".join(p.name for p in show.performers_of(camera.id)) or "none"
+        report(f"  camera {camera.id}: {camera.uri} -> performers {names}{state}")
     for dest in show.outputs.osc:
         report(f"  osc {dest.name}: {dest.host}:{dest.port} coords={dest.coords}")
     check_show(show, args.show, model=args.model, report=report)
@@ -123,23 +113,4 @@ def _replay(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )  # fmt: skip
     print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in summary.__dict__.items()}, indent=2))
-    return 0
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from stagepose.errors import ConfigError
-    from stagepose.show.bench import bench_pipeline
-    from stagepose.show.config import load_show
-    from stagepose.show.sources.uri import FileSpec, parse_source_uri
-
-    show = load_show(args.show)
-    video = args.video
-    if video is None:
-        spec = parse_source_uri(show.active_cameras[0].uri, base_dir=show.base_dir)
-        if not isinstance(spec, FileSpec):
-            raise ConfigError("the first camera is not a video file: pass --video FILE")
-        video = Path(spec.path)
-    if not video.is_file():
-        raise ConfigError(f"--video {video}: file not found")
-    print(json.dumps(bench_pipeline(show, video, args.frames), indent=2))
     return 0

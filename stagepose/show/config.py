@@ -10,12 +10,13 @@ all of this and the checks that need the media and the model (`stagepose.show.ch
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stagepose.config import KeyPath, Source, check_range, format_path, from_dict, load_yaml, resolve_path
 from stagepose.errors import ConfigError
@@ -29,6 +30,7 @@ from stagepose.show.tracking import TrackingConfig
 
 MAX_STALL_TIMEOUT_S = 3600.0  # longer is "never": the stall watchdog would wait past the show
 MAX_ZONE_PX = 100_000.0  # no camera is wider; beyond this a zone point is a typo
+log = logging.getLogger(__name__)
 _FILE_SCHEME = re.compile(r"^file://", re.IGNORECASE)
 _OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 _URI_MISSING = (
@@ -37,42 +39,92 @@ _URI_MISSING = (
 )
 
 
+Zone = list[tuple[float, float]] | Literal["anywhere"]
+_ANYWHERE: Literal["anywhere"] = "anywhere"
+
+
+def _check_zone(zone: list[tuple[float, float]], what: str) -> None:
+    if len(zone) < 3:
+        raise ValueError(f"{what} needs at least 3 points [x, y], got {len(zone)}")
+    for i, point in enumerate(zone):
+        if not all(math.isfinite(v) and abs(v) <= MAX_ZONE_PX for v in point):
+            raise ValueError(f"{what} point {i} {list(point)} must be finite pixel coordinates")
+
+
 @dataclass(frozen=True)
 class CameraConfig:
-    """One camera feed and the performer it follows.
+    """One camera feed. Who it follows is said under ``performers`` (several per camera allowed).
 
     Attributes:
         id: short name used in logs, telemetry and the record (unique per show).
         uri: the feed: ``rtsp://...``, ``ndi://SOURCE NAME[?ips=...]``, ``file://PATH`` (or a path) with
             ``?loop=true&pacing=realtime|fast``, or ``webcam:0``. Optional only for ``stagepose replay``,
             whose ``--input`` videos replace the feeds.
-        performer: the performer this camera follows; OSC addresses use it (``/stagepose/<performer>/...``).
-        zone: optional image polygon [[x, y], ...] (pixels, 3+ points) where the performer is looked for.
         calibration: optional calibration YAML (``stagepose calibrate``) for undistortion and stage metres.
         stall_timeout_s: no frame for this long reports the camera stalled and reopens live feeds
             (at most an hour).
         enabled: false leaves the camera out without deleting its section.
+        performer, zone: the old one-performer-per-camera form (a file without ``performers``); it still
+            loads, read as one performer per camera, and ``stagepose convert-show`` rewrites it.
     """
 
     id: str
     uri: str
-    performer: str
-    zone: list[tuple[float, float]] | None = None
     calibration: str | None = None
     stall_timeout_s: float = 2.0
     enabled: bool = True
+    performer: str | None = None
+    zone: list[tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"id {self.id!r} must be letters, digits, '-' or '_'")
-        validate_performer_name(self.performer)
+        if self.performer is not None:
+            validate_performer_name(self.performer)
         if self.zone is not None:
-            if len(self.zone) < 3:
-                raise ValueError(f"zone needs at least 3 points [x, y], got {len(self.zone)}")
-            for i, point in enumerate(self.zone):
-                if not all(math.isfinite(v) and abs(v) <= MAX_ZONE_PX for v in point):
-                    raise ValueError(f"zone point {i} {list(point)} must be finite pixel coordinates")
+            _check_zone(self.zone, "zone")
         check_range("stall_timeout_s", self.stall_timeout_s, 0.0, MAX_STALL_TIMEOUT_S, low_open=True, unit=" s")
+
+    @property
+    def legacy(self) -> bool:
+        """Whether this camera uses the old form (``performer``/``zone`` on the camera)."""
+        return self.performer is not None or self.zone is not None
+
+
+@dataclass(frozen=True)
+class PerformerConfig:
+    """One named performer and where each camera looks for them.
+
+    Attributes:
+        name: the performer's name in logs, the status board and the record.
+        osc_name: the name in OSC addresses (``/stagepose/<osc_name>/...``); default: ``name``.
+        cameras: camera id -> the image polygon [[x, y], ...] (pixels, 3+ points) where that camera looks
+            for this performer, or ``anywhere`` (the whole frame). A pose outside the zone is never this
+            performer, so a bystander outside every zone is never named.
+    """
+
+    name: str
+    cameras: dict[str, Zone]
+    osc_name: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_performer_name(self.name)
+        validate_performer_name(self.address)
+        if not self.cameras:
+            raise ValueError(f"performer {self.name!r}: cameras must name at least one camera id")
+        for camera_id, zone in self.cameras.items():
+            if not isinstance(zone, str):
+                _check_zone(zone, f"cameras.{camera_id}")
+
+    @property
+    def address(self) -> str:
+        """The name in OSC addresses and in results (``osc_name`` or ``name``)."""
+        return self.osc_name or self.name
+
+    def zone(self, camera_id: str) -> list[tuple[float, float]] | None:
+        """The zone polygon in ``camera_id``, None for anywhere (or a camera this performer is not in)."""
+        zone = self.cameras.get(camera_id)
+        return None if zone is None or isinstance(zone, str) else list(zone)
 
 
 @dataclass(frozen=True)
@@ -141,6 +193,7 @@ class ShowConfig:
     show: str
     cameras: list[CameraConfig]
     model: ModelConfig
+    performers: list[PerformerConfig] = field(default_factory=list)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
@@ -157,15 +210,51 @@ class ShowConfig:
             raise ValueError(f"camera ids must be unique, repeated: {repeated}")
         if not any(c.enabled for c in self.cameras):
             raise ValueError("every camera is disabled (enabled: false): enable at least one")
-        followers: dict[str, list[str]] = {}
-        for camera in self.active_cameras:
-            followers.setdefault(camera.performer, []).append(camera.id)
-        shared = {p: ids for p, ids in followers.items() if len(ids) > 1}
+        legacy = [c.id for c in self.cameras if c.legacy]
+        if self.performers and legacy:
+            raise ValueError(
+                f"cameras {legacy} set performer/zone, but the file has a 'performers' section: say who each "
+                "camera follows in one place only (move them under performers)"
+            )
+        if not self.performers and len(legacy) != len(self.cameras):
+            missing = [c.id for c in self.cameras if not c.legacy]
+            raise ValueError(f"cameras {missing} follow no performer: add a 'performers' section naming them")
+        cast = self.cast
+        for what, names in (("name", [p.name for p in cast]), ("osc_name", [p.address for p in cast])):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"performer {what}s must be unique, repeated: {repeated}")
+        for performer in cast:
+            unknown = sorted(set(performer.cameras) - set(ids))
+            if unknown:
+                raise ValueError(f"performer {performer.name!r} names cameras {unknown} that the show does not "
+                                 f"have; cameras: {ids}")  # fmt: skip
+        active = {c.id for c in self.active_cameras}
+        shared = {p.name: sorted(set(p.cameras) & active) for p in cast if len(set(p.cameras) & active) > 1}
         if shared:
             raise ValueError(
-                f"each camera follows its own performer, but {shared} share one; give each camera a "
-                "distinct performer name (multi-view fusion is not supported)"
+                f"a performer is followed by one active camera for now, but {shared} name several "
+                "(multi-view fusion is not supported yet): keep one camera per performer"
             )
+        unfollowed = sorted(active - {cid for p in cast for cid in p.cameras})
+        if unfollowed:
+            raise ValueError(f"active cameras {unfollowed} follow no performer: name them under a performer's "
+                             "cameras, or disable them")  # fmt: skip
+
+    @property
+    def cast(self) -> list[PerformerConfig]:
+        """The performers: the ``performers`` section, or one per camera read from the old form."""
+        if self.performers:
+            return self.performers
+        return [
+            PerformerConfig(name=c.performer, cameras={c.id: _ANYWHERE if c.zone is None else c.zone})
+            for c in self.cameras
+            if c.performer is not None
+        ]
+
+    def performers_of(self, camera_id: str) -> list[PerformerConfig]:
+        """The performers ``camera_id`` follows, in the order of the file."""
+        return [p for p in self.cast if camera_id in p.cameras]
 
     @property
     def active_cameras(self) -> list[CameraConfig]:
@@ -203,13 +292,47 @@ def load_show(path: str | Path, *, replay_inputs: int = 0) -> ShowConfig:
     data, source = load_yaml(path)
     if isinstance(data, dict) and "base_dir" in data:
         raise ConfigError(f"{source.where(('base_dir',))}: field 'base_dir': set by stagepose, not in the file")
+    _check_cast(data, source)
     replaced = _replaced_cameras(data, replay_inputs)
     for i in replaced:
         data["cameras"][i].setdefault("uri", "")
     config = from_dict(ShowConfig, data, source)
     config = replace(config, base_dir=str(path.resolve().parent))
+    if not config.performers:
+        log.warning("%s: old one-performer-per-camera form (performer/zone under cameras), read as %d performer(s); "
+                    "`stagepose convert-show --show %s` writes the new form with a 'performers' section",
+                    path, len(config.cast), path)  # fmt: skip
     _check_files(config, source, replaced)
     return config
+
+
+def _check_cast(data: Any, source: Source) -> None:
+    """Who-follows-whom problems the dataclasses cannot place on a line: mixed forms, unknown cameras."""
+    if not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
+        return
+    cameras = data["cameras"]
+    ids = [c.get("id") for c in cameras if isinstance(c, dict)]
+    performers = data.get("performers")
+    for i, camera in enumerate(cameras):
+        if not isinstance(camera, dict):
+            continue
+        old = [k for k in ("performer", "zone") if k in camera]
+        if performers is not None and old:
+            raise _field_error(source, ("cameras", i, old[0]),
+                               "the file has a 'performers' section, so cameras say no performer or zone: move "
+                               "it under that performer's cameras (one form per file)")  # fmt: skip
+        if performers is None and "performer" not in camera:
+            raise _field_error(source, ("cameras", i),
+                               "required field is missing: performer (or give the file a 'performers' section "
+                               "saying who each camera follows)")  # fmt: skip
+    if not isinstance(performers, list):
+        return
+    for i, performer in enumerate(performers):
+        named = performer.get("cameras") if isinstance(performer, dict) else None
+        for camera_id in named if isinstance(named, dict) else ():
+            if camera_id not in ids:
+                raise _field_error(source, ("performers", i, "cameras", str(camera_id)),
+                                   f"no camera has id {camera_id!r}; the show's cameras: {ids}")  # fmt: skip
 
 
 def _replaced_cameras(data: Any, replay_inputs: int) -> set[int]:

@@ -4,7 +4,8 @@ The loop polls every camera without blocking (one dead camera never holds up the
 the newest frames into one inference call, sends OSC, appends the keypoint record and redraws the
 status board. A camera that stops delivering, never connects, fails, or whose frames are refused
 (calibration does not fit) is reported lost: ``/status 0`` every ``LOST_STATUS_INTERVAL_S``, the
-board, and a ``camera_lost`` / ``camera_failed`` record event with the reason. Its source reconnects
+board, and a ``camera_lost`` / ``camera_failed`` record event with the reason; every performer that
+camera follows is sent lost. ``/stagepose/heartbeat`` counts the performers tracked now. Its source reconnects
 on its own thread; when frames return it is tracked again. The record is secondary: a write error is
 shown on the board, logged and sent as ``/stagepose/record 0 ...``, and the show goes on.
 """
@@ -143,6 +144,8 @@ class _LiveLoop:
         }
         self.pipeline = PosePipeline(show, backend, self.cameras, timing_window=show.telemetry.window_frames)
         self.stats = {c.id: CameraStats(c.id, window=show.telemetry.window_frames) for c in self.cameras}
+        # (camera, performer) -> whether that performer was tracked in the camera's last frame
+        self.tracked: dict[tuple[str, str], bool] = {}
         self.board = stack.enter_context(  # log lines print above the board on a terminal
             StatusBoard(status_stream, show.telemetry.status_interval_s, show.telemetry.status_line)
         )
@@ -160,7 +163,7 @@ class _LiveLoop:
             now = time.monotonic()
             self._watch_cameras(healths, now)
             self.sink.heartbeat(
-                performers_tracked=sum(1 for s in self.stats.values() if s.tracked),
+                performers_tracked=sum(self.tracked.values()),
                 record=None if self.recorder is None else (self.recorder.error is None, self.recorder.lines_lost),
             )
             if self.board.due(now):
@@ -197,14 +200,19 @@ class _LiveLoop:
         if not frames:
             return False
         # the send time is read once the model's output is decoded, so a forecast is for when packets leave
-        for result in self.pipeline.process(frames, t_send=time.time):
+        results = self.pipeline.process(frames, t_send=time.time)
+        for result in results:
             if result.refused:
                 continue  # _watch_cameras reports the camera lost, with the reason
             self.sink.send_performer(PerformerFrame.from_result(result, self.show.tracking.min_confidence))
+            self.tracked[(result.camera_id, result.performer)] = result.tracked
             latency_ms = (time.time() - result.t_capture) * 1e3
-            self.stats[result.camera_id].add(latency_ms, result.tracked)
             if self.recorder is not None:
                 self.recorder.write_result(result, latency_ms)
+        for frame in frames:  # camera statistics count frames, tracked while any of its performers is
+            mine = [r for r in results if r.camera_id == frame.camera_id and not r.refused]
+            if mine:
+                self.stats[frame.camera_id].add((time.time() - frame.t_capture) * 1e3, any(r.tracked for r in mine))
         return True
 
     def _problem(self, camera: CameraConfig, health: SourceHealth, now: float) -> str | None:
@@ -239,12 +247,16 @@ class _LiveLoop:
             if self.was_live[camera.id] and state != SourceState.LIVE:
                 self.pipeline.reset_camera(camera.id)  # its next frames may come after a long gap
                 self.stats[camera.id].tracked = False
+                for key in self.tracked:
+                    if key[0] == camera.id:
+                        self.tracked[key] = False
                 self.was_live[camera.id] = False
             if problem is not None:
                 self._report(camera, state, problem)
             if now - self.last_lost_sent[camera.id] >= LOST_STATUS_INTERVAL_S:
-                lost = self.pipeline.no_frame(camera.id, time.time())
-                self.sink.send_performer(PerformerFrame.from_result(lost, self.show.tracking.min_confidence))
+                for lost in self.pipeline.no_frame(camera.id, time.time()):
+                    self.sink.send_performer(PerformerFrame.from_result(lost, self.show.tracking.min_confidence))
+                    self.tracked[(camera.id, lost.performer)] = False
                 self.last_lost_sent[camera.id] = now
 
     def _report(self, camera: CameraConfig, state: SourceState, problem: str) -> None:
@@ -252,10 +264,11 @@ class _LiveLoop:
         kind = "camera_failed" if state == SourceState.FAILED else "camera_lost"
         if self.reported[camera.id] in (kind, "camera_failed"):
             return
-        log.warning("camera %r (performer %r) %s: %s", camera.id, camera.performer, state.value, problem)
+        performers = ",".join(self.pipeline.camera_state(camera.id).performers)
+        log.warning("camera %r (performers %s) %s: %s", camera.id, performers, state.value, problem)
         if self.recorder is not None:
             shown = "refused" if problem.startswith("frames refused") else state.value
-            self.recorder.write_event(kind, camera=camera.id, performer=camera.performer, state=shown, reason=problem)
+            self.recorder.write_event(kind, camera=camera.id, performer=performers, state=shown, reason=problem)
         self.reported[camera.id] = kind
 
     def _draw(self, healths: dict[str, SourceHealth], elapsed_s: float) -> None:
@@ -278,7 +291,7 @@ def _statuses(
         out.append(
             CameraStatus(
                 camera_id=camera.id,
-                performer=camera.performer,
+                performer=",".join(pipeline.camera_state(camera.id).performers),
                 source_state=health.state.value,
                 fps=stats[camera.id].fps,
                 latency_p50_ms=p50,

@@ -1,7 +1,8 @@
 """Drawing the skeleton on frames and writing the rehearsal overlay video.
 
 Right limbs are orange, left limbs blue, the spine green (the usual mocap convention), so a technician
-spots a left/right swap at a glance. Joints below the confidence threshold are drawn hollow.
+spots a left/right swap at a glance. Joints below the confidence threshold are drawn hollow. With
+several performers in a frame, each skeleton carries its name above the head, in the performer's colour.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from stagepose.skeleton import LIMBS, Joint
 RIGHT = (0, 140, 255)  # BGR orange
 LEFT = (255, 140, 0)  # BGR blue
 CENTRE = (60, 200, 60)
+PERFORMER_COLOURS = ((0, 255, 255), (255, 0, 255), (255, 255, 0), (0, 0, 255), (0, 255, 0), (255, 255, 255))
+
+
+def performer_colour(index: int) -> tuple[int, int, int]:
+    """The name colour of the ``index``-th performer of a camera (BGR)."""
+    return PERFORMER_COLOURS[index % len(PERFORMER_COLOURS)]
 
 
 def _colour(a: Joint, b: Joint) -> tuple[int, int, int]:
@@ -38,6 +45,8 @@ def draw_pose(
     min_confidence: float = 0.3,
     box: tuple[tuple[float, float], tuple[float, float]] | None = None,
     label: str | None = None,
+    name: str | None = None,
+    name_colour: tuple[int, int, int] = (255, 255, 255),
 ) -> np.ndarray:
     """Draw one pose on a copy of ``image`` (H, W, 3) BGR.
 
@@ -46,6 +55,7 @@ def draw_pose(
         confidence: (16,) in 0..1; below ``min_confidence`` limbs are skipped and joints hollow.
         box: optional crop box ((cx, cy), (w, h)) drawn as a thin rectangle.
         label: text for the top-left corner (camera, status, latency).
+        name: the performer's name, written above the highest seen joint; name_colour: its BGR colour.
     """
     out = image.copy()
     scale = max(image.shape[:2]) / 1000.0
@@ -68,6 +78,14 @@ def draw_pose(
         p0 = (int(cx - w / 2), int(cy - h / 2))
         p1 = (int(cx + w / 2), int(cy + h / 2))
         cv2.rectangle(out, p0, p1, (200, 200, 200), max(1, thick // 2))
+    if name and ok.any():
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        size = max(0.6, 1.2 * scale)
+        top = joints[ok][np.argmin(joints[ok][:, 1])]
+        x, y = int(top[0]), max(int(top[1] - 3 * radius), 30)
+        (tw, th), _ = cv2.getTextSize(name, font, size, thick)
+        cv2.rectangle(out, (x - tw // 2 - 6, y - th - 8), (x + tw // 2 + 6, y + 8), (0, 0, 0), -1)
+        cv2.putText(out, name, (x - tw // 2, y), font, size, name_colour, thick, cv2.LINE_AA)
     if label:
         font = cv2.FONT_HERSHEY_SIMPLEX
         size = max(0.5, 0.8 * scale)

@@ -1,9 +1,11 @@
 """The per-frame pose pipeline shared by `stagepose live`, `stagepose replay` and the benchmarks.
 
-Data flows one way: frames (one per camera) -> crop (tracker) -> one batched inference -> heatmap
-decode -> image pixels -> tracker update -> smoothing (and, when the show asks, a forecast to the send
-time) -> stage mapping of that same pose. `PosePipeline.process` returns one finished
-`PerformerResult` per frame given; consumers (OSC, record, overlay) read nothing else. Calibration
+Data flows one way: frames (one per camera) -> crops (one per performer track, plus a bounded number
+of search windows for tracks that look for their performer) -> one batched inference for all crops of
+all cameras -> heatmap decode -> image pixels -> assignment of poses to performers (`assign`) ->
+tracker update -> smoothing (and, when the show asks, a forecast to the send time) -> stage mapping of
+that same pose. `PosePipeline.process` returns one finished `PerformerResult` per performer the
+frame's camera follows; consumers (OSC, record, overlay) read nothing else. Calibration
 files are read and checked when the pipeline is built, so a bad one stops the show before it starts;
 a calibrated file camera's clip size is read then too. A live feed's size is only known at its first
 frame: frames that do not fit its calibration come back as ``refused`` results. Each stage is timed so
@@ -25,12 +27,14 @@ from stagepose.calibration.files import CameraCalibration
 from stagepose.calibration.mapper import StageMapper, load_checked_calibration
 from stagepose.errors import ConfigError
 from stagepose.runtime.backends.base import Backend
-from stagepose.show.config import CameraConfig, ShowConfig
+from stagepose.show.assign import Candidate, TrackView, assign, poses_overlap
+from stagepose.show.config import CameraConfig, PerformerConfig, ShowConfig
 from stagepose.show.filters import JointSmoother, make_smoother
 from stagepose.show.result import CameraState, PerformerResult
 from stagepose.show.sources.frame import Frame
 from stagepose.show.sources.uri import FileSpec, parse_source_uri
-from stagepose.show.tracking import PerformerTracker
+from stagepose.show.tracking import CropBox, PerformerTracker
+from stagepose.skeleton import NUM_JOINTS
 from stagepose.transforms import crop_affine
 
 log = logging.getLogger(__name__)
@@ -40,12 +44,21 @@ DEFAULT_TIMING_WINDOW = 3000  # batches of stage timings kept by default (consta
 
 
 @dataclass
+class _Track:
+    """One performer followed in one camera (private): crop state, smoother, result counter."""
+
+    performer: PerformerConfig
+    tracker: PerformerTracker
+    smoother: JointSmoother
+    results: int = 0
+
+
+@dataclass
 class _Camera:
     """What the pipeline keeps per camera between frames (private: consumers get `CameraState`)."""
 
     config: CameraConfig
-    tracker: PerformerTracker
-    smoother: JointSmoother
+    tracks: list[_Track]
     calibration: CameraCalibration | None = None
     mapper: StageMapper | None = None
     image_size: tuple[int, int] | None = None
@@ -105,18 +118,23 @@ class PosePipeline:
         self.codec = backend.codec()
         self.times = StageTimes(timing_window)
         self._cameras: dict[str, _Camera] = {}
+        self._search_turn = 0  # which searching track gets the first search window next
         for camera in cameras if cameras is not None else show.active_cameras:
-            zone = None if camera.zone is None else np.asarray(camera.zone, dtype=np.float32)
             state = _Camera(
                 config=camera,
-                tracker=PerformerTracker(show.tracking, width / height, zone),
-                smoother=make_smoother(show.smoothing),
+                tracks=[self._new_track(p, camera.id) for p in show.performers_of(camera.id)],
                 calibration=self._load_calibration(camera),
             )
             self._cameras[camera.id] = state
             size = self._clip_size(camera) if state.calibration is not None else None
             if size is not None and (problem := self._fit(state, size)) is not None:
                 raise ConfigError(f"camera {camera.id!r}: {problem}")
+
+    def _new_track(self, performer: PerformerConfig, camera_id: str) -> _Track:
+        zone = performer.zone(camera_id)
+        aspect = self.input_wh[0] / self.input_wh[1]
+        tracker = PerformerTracker(self.show.tracking, aspect, None if zone is None else np.asarray(zone, np.float32))
+        return _Track(performer=performer, tracker=tracker, smoother=make_smoother(self.show.smoothing))
 
     def _load_calibration(self, camera: CameraConfig) -> CameraCalibration | None:
         if camera.calibration is None:
@@ -171,35 +189,37 @@ class PosePipeline:
         return problem is None
 
     def camera_state(self, camera_id: str) -> CameraState:
-        """What the pipeline knows of a camera now (size, results so far, why its frames are refused)."""
+        """What the pipeline knows of a camera now (size, frames so far, why its frames are refused)."""
         state = self._cameras[camera_id]
         return CameraState(
             camera_id=camera_id,
-            performer=state.config.performer,
+            performers=tuple(t.performer.address for t in state.tracks),
             image_size=state.image_size,
             results=state.results,
             refused=state.refused,
         )
 
-    def no_frame(self, camera_id: str, t: float) -> PerformerResult:
-        """The result for a camera that gives no pose now (no frame, or frames refused): status lost."""
-        return PerformerResult.empty(self.camera_state(camera_id), t)
+    def no_frame(self, camera_id: str, t: float) -> list[PerformerResult]:
+        """The results for a camera that gives no pose now (no frame, or frames refused): each of its
+        performers, status lost."""
+        camera = self.camera_state(camera_id)
+        tracks = self._cameras[camera_id].tracks
+        return [PerformerResult.empty(camera, tr.performer.address, tr.results, t) for tr in tracks]
 
     def reset_camera(self, camera_id: str) -> None:
         """Forget a camera's tracking, smoothing and resolution (after its feed restarted)."""
         old = self._cameras[camera_id]
+        tracks = [self._new_track(t.performer, camera_id) for t in old.tracks]
+        for new, previous in zip(tracks, old.tracks):
+            new.results = previous.results
         self._cameras[camera_id] = _Camera(
-            config=old.config,
-            tracker=PerformerTracker(self.show.tracking, old.tracker.input_aspect, old.tracker.zone),
-            smoother=make_smoother(self.show.smoothing),
-            calibration=old.calibration,
-            results=old.results,
+            config=old.config, tracks=tracks, calibration=old.calibration, results=old.results
         )
 
     def process(
         self, frames: Sequence[Frame], t_send: float | Callable[[], float] | None = None
     ) -> list[PerformerResult]:
-        """Run one batch (at most one frame per camera). Returns one result per frame, in order.
+        """Run one batch (at most one frame per camera): all crops of all cameras in one inference.
 
         Args:
             frames: the newest frame of some cameras.
@@ -209,84 +229,174 @@ class PosePipeline:
                 result is for its frame's capture time.
 
         Returns:
-            One `PerformerResult` per frame; a frame whose camera's calibration does not fit it gives a
-            ``refused`` result with the reason (its ``seq`` is not used up).
+            One `PerformerResult` per performer of each frame's camera, frame by frame, performers in the
+            order of the show file. A frame whose camera's calibration does not fit it gives ``refused``
+            results with the reason (their ``seq`` is not used up).
         """
-        results: list[PerformerResult | None] = [None] * len(frames)
+        results: list[list[PerformerResult]] = [[] for _ in frames]
         batch_index: list[int] = []
         for i, frame in enumerate(frames):
             state = self._cameras[frame.camera_id]
             if self._admit(state, (frame.width, frame.height)):
                 batch_index.append(i)
             else:
-                results[i] = PerformerResult.empty(
-                    self.camera_state(frame.camera_id), frame.t_capture, "refused", state.refused, frame.seq
-                )
+                camera = self.camera_state(frame.camera_id)
+                results[i] = [
+                    PerformerResult.empty(camera, tr.performer.address, tr.results, frame.t_capture, "refused",
+                                          state.refused, frame.seq)  # fmt: skip
+                    for tr in state.tracks
+                ]
         if batch_index:
-            for i, result in zip(batch_index, self._run_batch([frames[i] for i in batch_index], t_send)):
-                results[i] = result
-        return [r for r in results if r is not None]
+            for i, done in zip(batch_index, self._run_batch([frames[i] for i in batch_index], t_send)):
+                results[i] = done
+        return [r for done in results for r in done]
 
-    def _run_batch(self, frames: list[Frame], t_send: float | Callable[[], float] | None) -> list[PerformerResult]:
+    def _search_budget(self, frames: list[Frame]) -> dict[tuple[str, int], int]:
+        """Search windows per searching track this batch: ``tracking.search_windows`` shared in turn."""
+        searching = [(f.camera_id, k) for f in frames for k, tr in enumerate(self._cameras[f.camera_id].tracks)
+                     if tr.tracker.searching]  # fmt: skip
+        budget = {key: 0 for key in searching}
+        if not searching:
+            return budget
+        for n in range(self.show.tracking.search_windows):
+            budget[searching[(self._search_turn + n) % len(searching)]] += 1
+        self._search_turn = (self._search_turn + 1) % len(searching)
+        return budget
+
+    def _run_batch(
+        self, frames: list[Frame], t_send: float | Callable[[], float] | None
+    ) -> list[list[PerformerResult]]:
         t0 = time.perf_counter()
-        affines, boxes, states = [], [], []
+        budget = self._search_budget(frames)
+        # per frame: the crops of its camera; per track: the index (within the frame's crops) of its own crop
+        boxes: list[list[CropBox]] = []
+        own: list[list[int]] = []
         for frame in frames:
-            state = self._cameras[frame.camera_id]
-            box = state.tracker.crop((frame.width, frame.height))
-            affines.append(crop_affine(box.center, box.size, self.input_wh))
-            boxes.append(box)
-            states.append(state)
-        batch = self.input_format.crop_batch([frame.image for frame in frames], affines)
+            size = (frame.width, frame.height)
+            tracks = self._cameras[frame.camera_id].tracks
+            frame_boxes = [tr.tracker.crop(size) for tr in tracks]
+            for k, tr in enumerate(tracks):
+                frame_boxes += tr.tracker.windows(size, budget.get((frame.camera_id, k), 0))
+            boxes.append(frame_boxes)
+            own.append(list(range(len(tracks))))
+        affines = [crop_affine(b.center, b.size, self.input_wh) for frame_boxes in boxes for b in frame_boxes]
+        images = [frame.image for frame, frame_boxes in zip(frames, boxes) for _ in frame_boxes]
         t1 = time.perf_counter()
-        heatmaps = self.backend.infer(batch)
+        if affines:
+            heatmaps = self.backend.infer(self.input_format.crop_batch(images, affines))
         t2 = time.perf_counter()
-        coords, confidence = self.codec.decode(heatmaps)
-        joints = self.codec.heatmap_to_image(coords, np.stack(affines))
-        confidence = np.clip(confidence, 0.0, 1.0)
+        joints = np.zeros((0, NUM_JOINTS, 2))
+        confidence = np.zeros((0, NUM_JOINTS))
+        if affines:
+            coords, confidence = self.codec.decode(heatmaps)
+            joints = self.codec.heatmap_to_image(coords, np.stack(affines))
+            confidence = np.clip(confidence, 0.0, 1.0)
         t3 = time.perf_counter()
         forecast_to: float | None = None
         if t_send is not None and self.show.smoothing.forecast_to_send:
             forecast_to = t_send() if callable(t_send) else t_send
-        results = []
-        for i, (frame, state, box) in enumerate(zip(frames, states, boxes)):
-            size = (frame.width, frame.height)
-            tracked = state.tracker.update(joints[i], confidence[i], size)
-            # An untracked performer's joints are not measurements: the smoother only predicts them.
-            measured_conf = confidence[i] if tracked else np.zeros_like(confidence[i])
-            pose = state.smoother.update(frame.t_capture, joints[i], measured_conf)
-            if forecast_to is not None:
-                pose = state.smoother.forecast(forecast_to)
-            position = np.asarray(pose.position)
-            quality = np.asarray(pose.quality, dtype=np.float64)
-            floor = joints_stage = None
-            mapper = state.mapper
-            if mapper is not None and mapper.has_stage:  # from the very pose sent, forecast or not
-                joints_stage = mapper.to_stage(position)
-                floor = mapper.floor_position(position, quality)
-            results.append(
-                PerformerResult(
-                    camera_id=frame.camera_id,
-                    performer=state.config.performer,
-                    seq=state.results,
-                    frame_seq=frame.seq,
-                    t_capture=frame.t_capture,
-                    t=pose.t,
-                    image_size=size,
-                    status="tracked" if tracked else "lost",
-                    raw_joints=joints[i],
-                    raw_confidence=confidence[i],
-                    joints=position,
-                    confidence=quality,
-                    crop=box,
-                    joints_stage=joints_stage,
-                    floor=floor,
-                )
-            )
-            state.results += 1
+        out: list[list[PerformerResult]] = []
+        offset = 0
+        for frame, frame_boxes, frame_own in zip(frames, boxes, own):
+            n = len(frame_boxes)
+            out.append(self._finish_frame(frame, frame_boxes, frame_own, joints[offset : offset + n],
+                                          confidence[offset : offset + n], forecast_to))  # fmt: skip
+            offset += n
         t4 = time.perf_counter()
         for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             self.times.add(stage, seconds)
+        return out
+
+    def _finish_frame(
+        self,
+        frame: Frame,
+        boxes: list[CropBox],
+        own: list[int],
+        joints: np.ndarray,
+        confidence: np.ndarray,
+        forecast_to: float | None,
+    ) -> list[PerformerResult]:
+        """Assign this frame's poses to its camera's performers, then track, smooth and map each."""
+        state = self._cameras[frame.camera_id]
+        size = (frame.width, frame.height)
+        tracking = self.show.tracking
+        candidates = []
+        for j, c in zip(joints, confidence):
+            seen = (c >= tracking.min_confidence) & np.isfinite(j).all(axis=1)
+            candidates.append(Candidate(j, c, seen))
+        views = [
+            TrackView(
+                prediction=tr.tracker.prediction(),
+                own=own[k],
+                qualifies=[tr.tracker.qualifies(c.joints, c.confidence) for c in candidates],
+            )
+            for k, tr in enumerate(state.tracks)
+        ]
+        taken = assign(views, candidates, gate=tracking.gate, overlap=tracking.overlap)
+        results = []
+        for k, (track, choice) in enumerate(zip(state.tracks, taken)):
+            pick = own[k] if choice is None else choice
+            if choice is not None:
+                track.tracker.accept(joints[choice], confidence[choice], size)
+                tracked = True
+            elif views[k].prediction is not None and any(
+                c is not None and _same_person(candidates[own[k]], candidates[c], tracking.overlap) for c in taken
+            ):
+                track.tracker.lose()  # another performer's track has this person: search again now
+                tracked = False
+            else:
+                tracked = track.tracker.miss()
+            results.append(self._result(frame, state, track, boxes[pick], joints[pick], confidence[pick],
+                                        tracked, forecast_to))  # fmt: skip
+        state.results += 1
         return results
+
+    def _result(
+        self,
+        frame: Frame,
+        state: _Camera,
+        track: _Track,
+        box: CropBox,
+        joints: np.ndarray,
+        confidence: np.ndarray,
+        tracked: bool,
+        forecast_to: float | None,
+    ) -> PerformerResult:
+        # An untracked performer's joints are not measurements: the smoother only predicts them.
+        measured_conf = confidence if tracked else np.zeros_like(confidence)
+        pose = track.smoother.update(frame.t_capture, joints, measured_conf)
+        if forecast_to is not None:
+            pose = track.smoother.forecast(forecast_to)
+        position = np.asarray(pose.position)
+        quality = np.asarray(pose.quality, dtype=np.float64)
+        floor = joints_stage = None
+        mapper = state.mapper
+        if mapper is not None and mapper.has_stage:  # from the very pose sent, forecast or not
+            joints_stage = mapper.to_stage(position)
+            floor = mapper.floor_position(position, quality)
+        result = PerformerResult(
+            camera_id=frame.camera_id,
+            performer=track.performer.address,
+            seq=track.results,
+            frame_seq=frame.seq,
+            t_capture=frame.t_capture,
+            t=pose.t,
+            image_size=(frame.width, frame.height),
+            status="tracked" if tracked else "lost",
+            raw_joints=joints,
+            raw_confidence=confidence,
+            joints=position,
+            confidence=quality,
+            crop=box,
+            joints_stage=joints_stage,
+            floor=floor,
+        )
+        track.results += 1
+        return result
+
+
+def _same_person(a: Candidate, b: Candidate, overlap: float) -> bool:
+    return a is b or poses_overlap(a, b, overlap)
 
 
 def clip_frame_size(path: Path) -> tuple[int, int]:

@@ -72,7 +72,8 @@ def _probe(args: argparse.Namespace) -> int:
             if not camera.uri:
                 raise ConfigError(f"{args.show}: camera {camera.id!r} has no uri: give URI")
             uri, base_dir = camera.uri, Path(show.base_dir)
-        zone = zone if zone is not None else camera.zone
+        if zone is None:  # the zone of the camera's first performer
+            zone = next((p.zone(camera.id) for p in show.performers_of(camera.id)), None)
         if calibration_path is None and camera.calibration:
             calibration_path = show.resolve(camera.calibration)
     elif args.camera is not None:

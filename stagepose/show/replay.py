@@ -24,7 +24,7 @@ from stagepose.show.config import CameraConfig, ShowConfig
 from stagepose.show.filters import rts_smooth
 from stagepose.show.live import open_show_backend
 from stagepose.show.osc import OscSink, PerformerFrame
-from stagepose.show.overlay import OverlayWriter, draw_pose
+from stagepose.show.overlay import OverlayWriter, draw_pose, performer_colour
 from stagepose.show.pipeline import PosePipeline
 from stagepose.show.record import KeypointRecorder
 from stagepose.show.result import PerformerResult
@@ -39,7 +39,7 @@ class ReplaySummary:
 
     out_dir: Path
     frames: dict[str, int] = field(default_factory=dict)
-    tracked_fraction: dict[str, float] = field(default_factory=dict)
+    tracked_fraction: dict[str, float] = field(default_factory=dict)  # per performer: share of frames tracked
     overlays: dict[str, str] = field(default_factory=dict)
     record: str = ""
     latency: dict[str, object] = field(default_factory=dict)
@@ -47,7 +47,7 @@ class ReplaySummary:
 
 
 def replay_cameras(show: ShowConfig, inputs: list[Path]) -> list[CameraConfig]:
-    """Cameras for the inputs: input i replaces camera i's feed (zone, performer, calibration kept)."""
+    """Cameras for the inputs: input i replaces camera i's feed (performers, zones, calibration kept)."""
     cameras = show.active_cameras
     if len(inputs) > len(cameras):
         raise ConfigError(
@@ -107,41 +107,51 @@ def run_replay(
                 with contextlib.ExitStack() as stack:
                     source = stack.enter_context(open_source(spec, camera.id, lossless=not realtime))
                     total = _frame_count(video)
-                    results: list[PerformerResult] = []
+                    results: dict[str, list[PerformerResult]] = {}  # per performer, frame by frame
                     overlay_path = out_dir / f"overlay_{camera.id}.mp4"
                     writer = None
                     bar = tqdm(total=total, desc=f"replay {camera.id}", unit="frame", disable=not progress)
+                    frames = 0
                     for frame in source:
                         if writer is None:  # the overlay has the frames' size, known at the first frame
                             size = (frame.width, frame.height)
                             writer = stack.enter_context(OverlayWriter(overlay_path, _fps(video), size))
-                        result = pipeline.process([frame], t_send=t_send)[0]
-                        if result.refused:  # the clip changed resolution mid-way and no longer fits
-                            raise ConfigError(f"--input {video}: frame {frame.seq}: {result.reason}")
-                        if send_osc:
-                            sink.send_performer(PerformerFrame.from_result(result, show.tracking.min_confidence))
-                            sink.heartbeat(performers_tracked=int(result.tracked))
+                        done = pipeline.process([frame], t_send=t_send)
+                        for result in done:
+                            if result.refused:  # the clip changed resolution mid-way and no longer fits
+                                raise ConfigError(f"--input {video}: frame {frame.seq}: {result.reason}")
                         # In replay the capture time is the video's, so "latency" is the processing time.
                         latency_ms = sum(values[-1] for values in pipeline.times.ms.values())
                         latencies.append(latency_ms)
-                        recorder.write_result(result, latency_ms)
-                        results.append(result)
+                        for result in done:
+                            if send_osc:
+                                sink.send_performer(PerformerFrame.from_result(result, show.tracking.min_confidence))
+                            recorder.write_result(result, latency_ms)
+                            results.setdefault(result.performer, []).append(result)
+                        if send_osc:
+                            sink.heartbeat(performers_tracked=sum(r.tracked for r in done))
                         if not rts:
-                            writer.write(_draw(frame.image, result, show, result.joints, "kalman"))
+                            writer.write(_draw(frame.image, done, show, [r.joints for r in done], "kalman"))
+                        frames += 1
                         bar.update(1)
                     bar.close()
                     if writer is None:
                         raise ConfigError(f"--input {video}: no frame could be decoded")
                     if rts:
-                        smoothed = _rts(results, show)
-                        _write_rts_record(out_dir / f"keypoints_rts_{camera.id}.jsonl", results, smoothed)
+                        smoothed = {name: _rts(rs, show) for name, rs in results.items()}
+                        for name, rs in results.items():
+                            suffix = camera.id if len(results) == 1 else f"{camera.id}_{name}"
+                            _write_rts_record(out_dir / f"keypoints_rts_{suffix}.jsonl", rs, smoothed[name])
                         with open_source(spec, camera.id, lossless=True) as again:
-                            for frame, result, joints in zip(again, results, smoothed):
-                                writer.write(_draw(frame.image, result, show, joints, "rts"))
-                    summary.frames[camera.id] = len(results)
-                    summary.tracked_fraction[camera.id] = round(
-                        float(np.mean([r.tracked for r in results])) if results else 0.0, 3
-                    )
+                            for n, frame in enumerate(again):
+                                if n >= frames:
+                                    break
+                                done = [rs[n] for rs in results.values()]
+                                joints = [smoothed[name][n] for name in results]
+                                writer.write(_draw(frame.image, done, show, joints, "rts"))
+                    summary.frames[camera.id] = frames
+                    for name, rs in results.items():
+                        summary.tracked_fraction[name] = round(float(np.mean([r.tracked for r in rs])), 3)
                     summary.overlays[camera.id] = str(overlay_path)
         summary.record = str(record_path)
     finally:
@@ -155,17 +165,27 @@ def run_replay(
     return summary
 
 
-def _draw(image: np.ndarray, result: PerformerResult, show: ShowConfig, joints: np.ndarray, label: str) -> np.ndarray:
-    status = "tracked" if result.tracked else "LOST"
-    text = f"{result.camera_id} {result.performer} #{result.frame_seq} {status} ({label})"
-    return draw_pose(
-        image,
-        np.asarray(joints),
-        result.confidence,
-        min_confidence=show.tracking.min_confidence,
-        box=None if result.crop is None else (result.crop.center, result.crop.size),
-        label=text,
-    )
+def _draw(
+    image: np.ndarray, results: list[PerformerResult], show: ShowConfig, joints: list[np.ndarray], label: str
+) -> np.ndarray:
+    """Every performer of the frame: skeleton, crop box and name (colour per performer)."""
+    if not results:
+        return image
+    first = results[0]
+    states = "  ".join(f"{r.performer} {'tracked' if r.tracked else 'LOST'}" for r in results)
+    out = image
+    for k, (result, pose) in enumerate(zip(results, joints)):
+        out = draw_pose(
+            out,
+            np.asarray(pose),
+            result.confidence,
+            min_confidence=show.tracking.min_confidence,
+            box=None if result.crop is None else (result.crop.center, result.crop.size),
+            label=f"{first.camera_id} #{first.frame_seq} {states} ({label})" if k == 0 else None,
+            name=result.performer if result.tracked else None,
+            name_colour=performer_colour(k),
+        )
+    return out
 
 
 def _rts(results: list[PerformerResult], show: ShowConfig) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""What the pose pipeline hands to every consumer: one finished result per performer and frame.
+"""What the pose pipeline hands to every consumer: one finished result per performer and frame
+(a camera that follows several performers gives one result for each, every frame).
 
 Live, replay and the benchmarks read only this (OSC, the keypoint record, overlays): smoothed, or
 forecast to the send time when the show asks, with the stage coordinates computed from that same
@@ -23,14 +24,15 @@ class CameraState:
     """What the pipeline currently knows of one camera (for status lines and 'lost' reports).
 
     Attributes:
-        camera_id, performer: from the show config.
+        camera_id: from the show config.
+        performers: the names (OSC names) of the performers it follows, in the order of the show file.
         image_size: (w, h) of its last frame, None before the first.
-        results: results produced for it so far (the next result's ``seq``).
+        results: frames of it processed so far.
         refused: why its frames are refused (calibration does not fit them), else None.
     """
 
     camera_id: str
-    performer: str
+    performers: tuple[str, ...]
     image_size: tuple[int, int] | None
     results: int
     refused: str | None
@@ -41,8 +43,8 @@ class PerformerResult:
     """One performer in one frame, finished: raw, smoothed or forecast, in image and stage space.
 
     Attributes:
-        camera_id, performer: from the show config.
-        seq: this performer's result counter; frame_seq: the source's frame number (-1: no frame).
+        camera_id: from the show config; performer: the performer's OSC name (``osc_name`` or ``name``).
+        seq: this performer's result counter in this camera; frame_seq: the source's frame number (-1: no frame).
         t_capture: capture time of the frame (Unix seconds).
         t: the time ``joints`` are for: ``t_capture``, or the send time when forecast.
         image_size: (w, h) of the frame.
@@ -98,6 +100,8 @@ class PerformerResult:
     def empty(
         cls,
         camera: CameraState,
+        performer: str,
+        seq: int,
         t: float,
         status: ResultStatus = "lost",
         reason: str | None = None,
@@ -108,8 +112,8 @@ class PerformerResult:
         zeros = np.zeros(NUM_JOINTS)
         return cls(
             camera_id=camera.camera_id,
-            performer=camera.performer,
-            seq=camera.results,
+            performer=performer,
+            seq=seq,
             frame_seq=frame_seq,
             t_capture=t,
             t=t,

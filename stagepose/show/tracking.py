@@ -1,7 +1,10 @@
-"""One performer per camera: where to crop the next frame.
+"""One performer in one camera: where to crop the next frame, and where the performer should be.
 
-The model is single-person, so each camera follows one performer. With no pose yet (or after losing
-the performer) the crop is the stage zone's bounding box (the whole frame without a zone). Once the
+The model is single-person, so each performer a camera follows is its own track with its own crop
+(`stagepose.show.assign` decides which pose belongs to which track). With no pose yet (or after losing
+the performer) the crop is the stage zone's bounding box (the whole frame without a zone), and the
+track also gets a few `search windows <stagepose.show.search>` per frame to find a performer who is small
+in a wide shot or stands next to someone else. Once the
 model finds a confident pose, the next crop is that pose's box grown by the training margin
 (``transforms.person_box`` with ``CROP_MARGIN``, as the data loaders crop) at the model's aspect ratio,
 so the network sees the performer at the scale it was trained on. A pose whose confident joints fall
@@ -26,6 +29,7 @@ import cv2
 import numpy as np
 
 from stagepose.config import check_range
+from stagepose.show.search import search_windows
 from stagepose.transforms import CROP_MARGIN, box_with_aspect, person_box
 
 
@@ -43,6 +47,13 @@ class TrackingConfig:
             against a partial pose, e.g. only the upper body found, shrinking the crop frame by frame).
         lost_after_frames: consecutive misses before the crop goes back to the zone.
         box_smoothing: 0 = jump to the new box, towards 1 = move the box slowly (less crop jitter).
+        search_windows: extra crops per frame, for the whole show, that searching performers share (the
+            zone box of each is always tried): bounds the batch, so the frame time stays flat.
+        search_heights: window heights to search at, as fractions of the frame height (largest first).
+        gate: a pose whose centre is further than this many pose heights from where the track predicts
+            the performer is not taken for that performer.
+        overlap: two poses whose matching joints lie on average within this many pose heights of each
+            other are the same person (one track keeps the name, the other searches again).
     """
 
     min_confidence: float = 0.3
@@ -51,6 +62,10 @@ class TrackingConfig:
     min_box_fraction: float = 0.2
     lost_after_frames: int = 3
     box_smoothing: float = 0.3
+    search_windows: int = 4
+    search_heights: tuple[float, ...] = (0.8, 0.55, 0.35)
+    gate: float = 0.5
+    overlap: float = 0.15
 
     def __post_init__(self) -> None:
         # every bound is checked with check_range, which also refuses NaN and inf (nan < 1 is False)
@@ -62,6 +77,14 @@ class TrackingConfig:
         if not 1 <= self.lost_after_frames <= 100_000:
             raise ValueError(f"lost_after_frames must be in 1..100000, got {self.lost_after_frames}")
         check_range("box_smoothing", self.box_smoothing, 0.0, 0.999)
+        if not 0 <= self.search_windows <= 64:
+            raise ValueError(f"search_windows must be in 0..64, got {self.search_windows}")
+        if not 1 <= len(self.search_heights) <= 8:
+            raise ValueError(f"search_heights needs 1..8 fractions of the frame height, got {len(self.search_heights)}")
+        for height in self.search_heights:
+            check_range("search_heights", height, 0.05, 1.0)
+        check_range("gate", self.gate, 0.0, 10.0, low_open=True)
+        check_range("overlap", self.overlap, 0.0, 1.0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -70,11 +93,19 @@ class CropBox:
 
     center: tuple[float, float]
     size: tuple[float, float]
-    origin: Literal["zone", "track"]
+    origin: Literal["zone", "track", "search"]
+
+
+def pose_centre(joints: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre (x, y) and height (pixels, at least 1) of the seen joints' box."""
+    points = joints[seen]
+    low, high = points.min(axis=0), points.max(axis=0)
+    return (low + high) / 2, float(max(high[1] - low[1], high[0] - low[0], 1.0))
 
 
 class PerformerTracker:
-    """Per-camera crop state; ``crop()`` before inference, ``update()`` with the decoded pose after."""
+    """One track's crop state; ``crop()`` (and ``windows()`` while searching) before inference, then
+    ``accept()`` the pose assigned to it or ``miss()``; ``update()`` does both for a lone track."""
 
     def __init__(
         self,
@@ -93,6 +124,15 @@ class PerformerTracker:
         self._box: CropBox | None = None
         self._misses = 0
         self.tracked = False
+        self._centre: np.ndarray | None = None  # last accepted pose: centre and height
+        self._windows: list[CropBox] = []
+        self._windows_for: tuple[int, int] | None = None
+        self._next_window = 0
+
+    @property
+    def searching(self) -> bool:
+        """No pose to follow: the crop is the zone box and search windows are tried."""
+        return self._box is None
 
     def crop(self, frame_size: tuple[int, int]) -> CropBox:
         """The box to cut from the next frame of ``frame_size`` (w, h)."""
@@ -100,25 +140,76 @@ class PerformerTracker:
             return self._box
         return self._zone_box(frame_size)
 
+    def windows(self, frame_size: tuple[int, int], count: int) -> list[CropBox]:
+        """The next ``count`` search windows of this track's zone, in rotation (a scan over sizes and places)."""
+        if count <= 0:
+            return []
+        if self._windows_for != frame_size:
+            self._windows = search_windows(self.zone, frame_size, self.config.search_heights, self.input_aspect)
+            self._windows_for, self._next_window = frame_size, 0
+        if not self._windows:
+            return []
+        count = min(count, len(self._windows))
+        out = [self._windows[(self._next_window + i) % len(self._windows)] for i in range(count)]
+        self._next_window = (self._next_window + count) % len(self._windows)
+        return out
+
+    def seen(self, confidence: np.ndarray, joints: np.ndarray) -> np.ndarray:
+        """(16,) bool: the joints confident enough to count."""
+        return (np.asarray(confidence) >= self.config.min_confidence) & np.isfinite(joints).all(axis=1)
+
+    def qualifies(self, joints: np.ndarray, confidence: np.ndarray) -> bool:
+        """Enough joints seen, mostly inside the zone: a pose that may be this performer."""
+        seen = self.seen(confidence, joints)
+        return bool(seen.sum() >= self.config.min_joints and self._inside_zone(joints[seen]))
+
+    def prediction(self) -> tuple[np.ndarray, float] | None:
+        """Where the performer should be: (centre (x, y), scale in pixels), None while searching.
+
+        The centre is the last accepted pose's; the scale is the height of the crop that follows it (the
+        pose box with the training margin, or the ``min_box_fraction`` floor). Between frames (16-40 ms)
+        a performer moves a few percent of their height. Two simpler choices failed on real footage:
+        a velocity from pose-box centres (a partial pose, upper body only, moves the centre by a quarter
+        height in one frame and the extrapolation overshoots) and the pose's own height as the scale (a
+        partial pose shrinks it, so the next whole pose looks far away).
+        """
+        if self._centre is None or self._box is None:
+            return None
+        return self._centre, self._box.size[1]
+
     def update(self, joints: np.ndarray, confidence: np.ndarray, frame_size: tuple[int, int]) -> bool:
-        """Take the pose decoded from the last crop; returns whether the performer is tracked.
+        """Take the pose decoded from this track's own crop; returns whether the performer is tracked.
 
         Args:
             joints: (16, 2) image pixels.
             confidence: (16,) heatmap peaks.
             frame_size: (w, h) of the frame the pose came from.
         """
-        seen = (np.asarray(confidence) >= self.config.min_confidence) & np.isfinite(joints).all(axis=1)
-        if seen.sum() >= self.config.min_joints and self._inside_zone(joints[seen]):
-            self._misses = 0
-            self.tracked = True
-            self._box = self._follow(joints[seen], frame_size)
+        if self.qualifies(joints, confidence):
+            self.accept(joints, confidence, frame_size)
             return True
+        return self.miss()
+
+    def accept(self, joints: np.ndarray, confidence: np.ndarray, frame_size: tuple[int, int]) -> None:
+        """This pose is the performer: follow it."""
+        seen = self.seen(confidence, joints)
+        self._centre, _ = pose_centre(joints, seen)
+        self._misses = 0
+        self.tracked = True
+        self._box = self._follow(joints[seen], frame_size)
+
+    def miss(self) -> bool:
+        """No pose for this performer in this frame; returns whether it still counts as tracked."""
         self._misses += 1
         if self._misses >= self.config.lost_after_frames:
-            self.tracked = False
-            self._box = None  # back to the zone: re-acquire
+            self.lose()
         return self.tracked
+
+    def lose(self) -> None:
+        """Back to searching now (another track has this person, or too many misses)."""
+        self.tracked = False
+        self._box = None  # back to the zone: re-acquire
+        self._misses = 0
 
     def _inside_zone(self, points: np.ndarray) -> bool:
         if self.zone is None:

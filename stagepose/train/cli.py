@@ -1,10 +1,8 @@
-"""``stagepose train``, ``stagepose eval``, ``stagepose eval-compare``, ``stagepose bench-train`` and
-``stagepose recipe gpu``."""
+"""``stagepose train``, ``stagepose eval``, ``stagepose eval-compare`` and ``stagepose recipe gpu``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -12,7 +10,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_train(subparsers)
     _register_eval(subparsers)
     _register_eval_compare(subparsers)
-    _register_bench(subparsers)
     _register_recipe(subparsers)
 
 
@@ -108,39 +105,6 @@ def _eval_compare(args: argparse.Namespace) -> int:
     print(comparison_table(reports))
     if args.plot:
         print(f"wrote {plot_comparison(reports, args.plot)}")
-    return 0
-
-
-def _register_bench(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench-train",
-        help="training throughput (images/s) of model presets, optionally with a teacher",
-        description="Times forward + backward + RMSprop step on random batches of the training shape (data "
-        "loading excluded; `stagepose data check SPEC --benchmark N` measures that).",
-    )
-    parser.add_argument("presets", nargs="+", metavar="PRESET", help="e.g. lshm-2 lshm-4 teacher-hg8")
-    parser.add_argument("--teacher", help="add this teacher preset's forward pass (distillation)")
-    parser.add_argument("--input-size", type=int, default=256, metavar="PX", help="square input side (256)")
-    parser.add_argument("--batch-size", type=int, default=6, help="images per step (6, the paper's)")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps (20)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (3)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--no-amp", action="store_true", help="float32 on CUDA")
-    parser.add_argument("--json", action="store_true", help="print JSON lines")
-    parser.set_defaults(func=_bench)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from stagepose.train.bench import benchmark_training
-
-    for preset in args.presets:
-        result = benchmark_training(
-            preset, teacher=args.teacher, input_size=(args.input_size, args.input_size), batch_size=args.batch_size,
-            steps=args.steps, warmup=args.warmup, device=args.device, amp=not args.no_amp,
-        )  # fmt: skip
-        print(json.dumps(asdict(result)) if args.json else result.line(), flush=True)
     return 0
 
 

@@ -1,0 +1,250 @@
+"""Several performers per camera, with stable names (issue 13 part 2).
+
+Config: the ``performers`` section, the old form (still loads, with a line saying how to convert), mixed
+forms and unknown cameras refused with the line. Assignment on synthetic poses: overlap keeps one name,
+a crossing does not swap, a bystander outside every zone is never named. Pipeline: two performers in one
+camera give two results per frame from one inference call (the shipped model on the CPU). Real footage:
+the pose2sim_multi duet, names kept and the bystander ignored (skipped without ``../shared``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from show_support import DEMO_CLIP, REPO, SHARED_DATA, base_show, write_show
+
+from stagepose.errors import ConfigError
+from stagepose.show.assign import Candidate, TrackView, assign, poses_overlap
+from stagepose.show.config import load_show
+from stagepose.show.convert import convert_show_file
+from stagepose.show.tracking import PerformerTracker, TrackingConfig
+
+SHIPPED = REPO / "engines" / "lshm2_campaign_lspet_128.onnx"
+DUET_SHOW = Path(__file__).with_name("shows") / "duet.yaml"
+DUET_CLIP = SHARED_DATA / "video" / "pose2sim_multi" / "cam01.mp4"
+LEFT = [[0, 0], [500, 0], [500, 1080], [0, 1080]]
+RIGHT = [[500, 0], [1920, 0], [1920, 1080], [500, 1080]]
+
+
+def _two_performer_show(tmp_path: Path, **extra: object) -> dict:
+    config = base_show(SHIPPED, str(DEMO_CLIP), 9)
+    del config["cameras"][0]["performer"]
+    config["performers"] = [
+        {"name": "alice", "cameras": {"cam1": LEFT}},
+        {"name": "bob", "osc_name": "bob_osc", "cameras": {"cam1": "anywhere"}},
+    ]
+    config.update(extra)
+    return config
+
+
+# --- config ---------------------------------------------------------------------------------------------
+
+
+def test_performers_section_loads(tmp_path: Path) -> None:
+    show = load_show(write_show(tmp_path, _two_performer_show(tmp_path)))
+    assert [(p.name, p.address) for p in show.cast] == [("alice", "alice"), ("bob", "bob_osc")]
+    assert [p.name for p in show.performers_of("cam1")] == ["alice", "bob"]
+    assert show.cast[0].zone("cam1") == [tuple(map(float, p)) for p in LEFT] and show.cast[1].zone("cam1") is None
+
+
+def test_old_form_loads_with_a_line_saying_how_to_convert(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write_show(tmp_path, base_show(SHIPPED, str(DEMO_CLIP), 9, zone=LEFT))
+    with caplog.at_level(logging.WARNING):
+        show = load_show(path)
+    assert [(p.name, p.zone("cam1")) for p in show.cast] == [("p1", [tuple(map(float, p)) for p in LEFT])]
+    assert "stagepose convert-show" in caplog.text and str(path) in caplog.text
+
+
+def test_mixed_forms_are_refused_at_the_line(tmp_path: Path) -> None:
+    config = _two_performer_show(tmp_path)
+    config["cameras"][0]["zone"] = [list(p) for p in LEFT]  # a copy: the same list twice is a YAML alias
+    path = write_show(tmp_path, config)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith("zone:"))
+    with pytest.raises(ConfigError, match=rf"show.yaml:{line}: field 'cameras\[0\].zone': .*performers"):
+        load_show(path)
+
+
+def test_a_performer_in_an_unknown_camera_is_refused_at_the_line(tmp_path: Path) -> None:
+    config = _two_performer_show(tmp_path)
+    config["performers"][1]["cameras"] = {"cam9": "anywhere"}
+    path = write_show(tmp_path, config)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "cam9" in text)
+    with pytest.raises(ConfigError, match=rf"show.yaml:{line}: field 'performers\[1\].cameras.cam9': no camera"):
+        load_show(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["performers"][1].update(name="alice", osc_name=None), "names must be unique"),
+        (lambda c: c["performers"][0]["cameras"].update(cam1="somewhere"), "cam1"),
+        (lambda c: c["performers"][0]["cameras"].update(cam1=[[0, 0], [1, 1]]), "at least 3 points"),
+        (lambda c: c["tracking"].update(search_windows=-1), "search_windows"),
+    ],
+)
+def test_bad_performers_are_one_clear_line(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    config = _two_performer_show(tmp_path)
+    change(config)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_show(write_show(tmp_path, config))
+    assert "\n" not in str(info.value) and "show.yaml" in str(info.value)
+
+
+def test_convert_show_writes_the_new_form_that_loads_the_same_cast(tmp_path: Path) -> None:
+    old = write_show(tmp_path, base_show(SHIPPED, str(DEMO_CLIP), 9, zone=LEFT), "old.yaml")
+    assert convert_show_file(old, tmp_path / "new.yaml") == 1
+    new = yaml.safe_load((tmp_path / "new.yaml").read_text())
+    assert "performer" not in new["cameras"][0] and new["performers"][0]["name"] == "p1"
+    assert load_show(tmp_path / "new.yaml").cast == load_show(old).cast
+    with pytest.raises(ConfigError, match="already has a 'performers' section"):
+        convert_show_file(tmp_path / "new.yaml", tmp_path / "again.yaml")
+    with pytest.raises(ConfigError, match="is the show file itself"):
+        convert_show_file(old, old)
+
+
+def test_shipped_show_configs_use_the_new_form() -> None:
+    for name in ("demo.yaml", "symphony.yaml"):
+        data = yaml.safe_load((REPO / "show_configs" / name).read_text())
+        assert "performers" in data and not any("performer" in c for c in data["cameras"]), name
+
+
+# --- assignment (synthetic poses) -------------------------------------------------------------------------
+
+
+def _pose(centre: tuple[float, float], height: float = 400.0, conf: float = 0.9) -> Candidate:
+    ys = np.linspace(-0.5, 0.5, 16) * height
+    xs = np.tile([-0.1, 0.1], 8) * height
+    joints = np.stack([centre[0] + xs, centre[1] + ys], axis=1)
+    return Candidate(joints, np.full(16, conf), np.ones(16, bool))
+
+
+def _view(prediction: tuple[float, float] | None, own: int, qualifies: list[bool]) -> TrackView:
+    return TrackView(None if prediction is None else (np.array(prediction), 500.0), own, qualifies)
+
+
+def test_two_tracks_on_one_person_one_keeps_the_name() -> None:
+    # Both crops found the same person (at 610 and 600); track 0 predicted them at 600, track 1 at 800.
+    same = [_pose((610, 500)), _pose((600, 505))]
+    assert poses_overlap(same[0], same[1], 0.15)
+    taken = assign([_view((600, 500), 0, [True, True]), _view((800, 500), 1, [True, True])], same,
+                   gate=0.5, overlap=0.15)  # fmt: skip
+    assert taken[0] is not None and taken[1] is None
+
+
+def test_a_crossing_does_not_swap_names() -> None:
+    # A walks right in front (lower in the image), B walks left behind (higher), crossing in x as in the duet
+    # clip; each frame both crops see both people, so there are two copies of each pose to choose from.
+    ya, yb = 600.0, 420.0
+    tracks = {"A": np.array([300.0, ya]), "B": np.array([900.0, yb])}
+    for step in range(13):
+        a, b = 300.0 + 50 * step, 900.0 - 50 * step
+        candidates = [_pose((b, yb)), _pose((a, ya)), _pose((a + 3, ya + 2)), _pose((b - 2, yb - 1))]
+        views = [_view(tuple(tracks["A"]), 0, [True] * 4), _view(tuple(tracks["B"]), 1, [True] * 4)]
+        taken = assign(views, candidates, gate=0.5, overlap=0.15)
+        got = {name: candidates[c].centre for name, c in zip("AB", taken) if c is not None}
+        assert abs(got["A"][0] - a) < 10 and abs(got["B"][0] - b) < 10, step
+        tracks = got
+
+
+def test_a_bystander_outside_every_zone_is_never_named() -> None:
+    tracking = TrackingConfig()
+    left, right = (PerformerTracker(tracking, 1.0, np.array(z, np.float32)) for z in (LEFT, RIGHT))
+    bystander = _pose((250, 500))  # inside LEFT only
+    left_only = [bystander]
+    views = [_view(None, 0, [right.qualifies(c.joints, c.confidence) for c in left_only])]
+    assert assign(views, left_only, gate=0.5, overlap=0.15) == [None]  # the right performer searches on
+    assert left.qualifies(bystander.joints, bystander.confidence)
+
+
+def test_a_searching_track_never_takes_a_pose_already_named() -> None:
+    named, other = _pose((600, 500)), _pose((1400, 500))
+    candidates = [named, _pose((605, 498), conf=1.0), other]
+    taken = assign([_view((600, 500), 0, [True] * 3), _view(None, 1, [True] * 3)], candidates, gate=0.5, overlap=0.15)
+    assert taken == [0, 2]  # the surer copy of A's pose is A's person: the searcher takes the other one
+
+
+def test_search_windows_rotate_inside_the_zone() -> None:
+    tracker = PerformerTracker(TrackingConfig(search_heights=(0.5, 0.3)), 1.0, np.array(RIGHT, np.float32))
+    seen = [w for _ in range(20) for w in tracker.windows((1920, 1080), 3)]
+    assert len({w.center for w in seen}) > 6 and all(w.center[0] >= 500 for w in seen)
+    assert {round(w.size[1]) for w in seen} == {540, 324}
+
+
+# --- pipeline (the shipped model) -------------------------------------------------------------------------
+
+
+class CountingBackend:
+    """A real backend that counts its inference calls and batch sizes."""
+
+    def __init__(self, backend) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.calls = backend, []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.calls.append(len(batch))
+        return self.inner.infer(batch)
+
+
+def test_two_performers_in_one_camera_two_results_per_frame_one_batch(tmp_path: Path) -> None:
+    import av
+
+    from stagepose.runtime.backends.base import BackendConfig
+    from stagepose.runtime.backends.select import open_backend
+    from stagepose.show.pipeline import PosePipeline
+    from stagepose.show.sources import Frame
+
+    show = load_show(write_show(tmp_path, _two_performer_show(tmp_path)))
+    show = dataclasses.replace(show, tracking=dataclasses.replace(show.tracking, search_windows=2))
+    with av.open(str(DEMO_CLIP)) as container:
+        images = [f.to_ndarray(format="bgr24") for _, f in zip(range(4), container.decode(video=0))]
+    with open_backend(BackendConfig(SHIPPED, backend="onnxruntime", device="cpu", threads=1)) as opened:
+        backend = CountingBackend(opened)
+        pipeline = PosePipeline(show, backend)  # type: ignore[arg-type]
+        for i, image in enumerate(images):
+            results = pipeline.process([Frame(image=image, t_capture=10.0 + i / 60, camera_id="cam1", seq=i)])
+            assert [r.performer for r in results] == ["alice", "bob_osc"] and [r.seq for r in results] == [i, i]
+        assert len(backend.calls) == len(images)  # one inference call per frame, all crops in it
+        assert max(backend.calls) <= 2 + 2  # a crop per performer + at most search_windows windows
+        lost = pipeline.no_frame("cam1", 20.0)
+        assert [(r.performer, r.status) for r in lost] == [("alice", "lost"), ("bob_osc", "lost")]
+
+
+# --- real footage -----------------------------------------------------------------------------------------
+
+# Identity on the clip, hand-checked on frames 0, 30, 60 and 99: the lead's body (neck to hips) lies at
+# image y 450-900, the partner's (near the camera) at 950-1450, the bystander at x < 200. A performer's
+# identity in a frame is where the median of its confident raw joints lies.
+SPLIT_Y = 950
+# Measured (tests/shows/duet.yaml, ONNX Runtime CPU): lead 0.87 tracked, partner 0.99; one frame of the lead
+# on the partner's body (1 swap, back the next frame); the bystander never named.
+MIN_TRACKED = {"lead": 0.8, "partner": 0.9}
+MAX_SWAPS = {"lead": 1, "partner": 0}
+
+
+@pytest.mark.skipif(not DUET_CLIP.is_file(), reason=f"{DUET_CLIP} not present (../shared data)")
+def test_duet_keeps_both_names_and_ignores_the_bystander(tmp_path: Path) -> None:
+    from stagepose.show.record import read_record
+    from stagepose.show.replay import run_replay
+
+    show = load_show(DUET_SHOW, replay_inputs=1)
+    summary = run_replay(show, [DUET_CLIP], tmp_path / "duet", progress=False)
+    frames = [r for r in read_record(tmp_path / "duet" / "keypoints.jsonl") if r["type"] == "frame"]
+    for name, want in (("lead", "L"), ("partner", "P")):
+        assert summary.tracked_fraction[name] >= MIN_TRACKED[name], summary.tracked_fraction
+        ids = []
+        for r in frames:
+            if r["performer"] != name or r["status"] != "tracked":
+                continue
+            raw, conf = np.array(r["raw"], float), np.array(r["raw_conf"], float)
+            x, y = np.median(raw[conf >= show.tracking.min_confidence], axis=0)
+            ids.append("B" if x < 200 and y < 800 else ("L" if y < SPLIT_Y else "P"))
+        assert "B" not in ids, f"{name} was given to the bystander"
+        swaps = sum(1 for a, b in zip([want, *ids], ids) if a == want and b != want)
+        assert swaps <= MAX_SWAPS[name], "".join(ids)
