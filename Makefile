@@ -45,7 +45,7 @@ install-teacher: $(VENV)/.installed
 	$(BIN)/python -m pip install -q --no-deps $(MEDIAPIPE)
 
 # The clip (60 fps, 1.7 s) loops; DURATION seconds of it (`make demo DURATION=60`). Measured on a 2-core CPU with
-# nothing else running: 29.6 fps processed, latency p50/p95 57/158 ms (p95 88-167 ms along a 30 s run).
+# nothing else running: 35-44 fps processed, latency p50/p95 34-41 / 51-70 ms (README, "Live").
 DURATION ?= 20
 demo: $(VENV)/.installed
 	$(BIN)/stagepose live --show show_configs/demo.yaml --duration $(DURATION)

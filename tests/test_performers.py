@@ -222,8 +222,9 @@ def test_two_performers_in_one_camera_two_results_per_frame_one_batch(tmp_path: 
 # image y 450-900, the partner's (near the camera) at 950-1450, the bystander at x < 200. A performer's
 # identity in a frame is where the median of its confident raw joints lies.
 SPLIT_Y = 950
-# Measured (tests/shows/duet.yaml, ONNX Runtime CPU): lead 0.87 tracked, partner 0.99; one frame of the lead
-# on the partner's body (1 swap, back the next frame); the bystander never named.
+# Measured (tests/shows/duet.yaml, ONNX Runtime CPU, the campaign model of step 3186): lead 0.83 tracked,
+# partner 1.0; one frame of the lead on the partner's body (1 swap, back the next frame); the bystander
+# never named.
 MIN_TRACKED = {"lead": 0.8, "partner": 0.9}
 MAX_SWAPS = {"lead": 1, "partner": 0}
 
