@@ -75,17 +75,29 @@ class RecordConfig:
         return self.rotate_mb is not None or self.rotate_minutes is not None
 
 
+def _rounded(values: np.ndarray, digits: int) -> list[Any]:
+    """Rounded nested lists with NaN/inf as null (JSON has no NaN), in one numpy pass."""
+    array = np.round(np.asarray(values, dtype=np.float64), digits)
+    out = array.tolist()
+    finite = np.isfinite(array)
+    if not finite.all():
+        for index in zip(*np.nonzero(~finite)):
+            *outer, last = index
+            row = out
+            for i in outer:
+                row = row[i]
+            row[last] = None
+    return out
+
+
 def _points(values: np.ndarray | None, digits: int = 2) -> list[list[float | None]] | None:
-    """(16, 2) -> nested lists, NaN as null (JSON has no NaN)."""
-    if values is None:
-        return None
-    return [[None if not math.isfinite(v) else round(float(v), digits) for v in row] for row in values]
+    """(16, 2) -> nested lists, NaN as null."""
+    return None if values is None else _rounded(values, digits)
 
 
 def _scalars(values: np.ndarray | None, digits: int = 3) -> list[float | None] | None:
-    if values is None:
-        return None
-    return [None if not math.isfinite(v) else round(float(v), digits) for v in values]
+    """(16,) -> a list, NaN as null."""
+    return None if values is None else _rounded(values, digits)
 
 
 class KeypointRecorder:
