@@ -31,6 +31,17 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stagepose.calibration.cli",
 )
 
+# Modules a valid install may lack, and how to get them (for the one-line error of a command that needs one).
+_FULL_INSTALL = "install stagepose with `make install` (or `make install TORCH=cpu` on a machine without a GPU)"
+OPTIONAL_MODULES: dict[str, str] = {
+    "torch": _FULL_INSTALL,
+    "onnx": _FULL_INSTALL,
+    "onnxscript": _FULL_INSTALL,
+    "onnxconverter_common": _FULL_INSTALL,
+    "tensorrt": "TensorRT comes from NVIDIA's index: see README, \"GPU machines\"",
+    "mediapipe": "the offline teacher is an extra: `make install-teacher`",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -64,6 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"stagepose {args.command}: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        # An ONNX-only show machine (`make install-onnx-only`) has no torch or export tools: commands that
+        # need them say so in one line instead of a traceback. Other missing modules are bugs: re-raise.
+        missing = (exc.name or "").split(".")[0]
+        if missing not in OPTIONAL_MODULES:
+            raise
+        print(f"stagepose {args.command}: error: this command needs {missing!r}, which is not installed here; "
+              f"{OPTIONAL_MODULES[missing]}", file=sys.stderr)  # fmt: skip
+        return 2
     except BrokenPipeError:
         # The reader went away (`stagepose check --print | head`): not an error of ours. Point stdout at
         # /dev/null so the interpreter's final flush does not raise again.

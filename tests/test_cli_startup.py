@@ -80,3 +80,22 @@ def test_an_onnx_show_runs_without_torch_and_the_export_tools(tmp_path: Path) ->
     result = _imported_after(code)
     assert "stopped: sources ended" in result["stdout"]
     assert (tmp_path / "record.jsonl").stat().st_size > 0
+
+
+def test_a_command_that_needs_torch_says_so_in_one_line_where_torch_is_missing() -> None:
+    """On an ONNX-only show machine, `model-info` (which builds the networks) names what to install."""
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from stagepose.cli import main\n"
+        "sys.exit(main(['model-info', 'lshm-2']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs 'torch'" in lines[0] and "make install" in lines[0], lines

@@ -225,7 +225,7 @@ SPLIT_Y = 950
 # Measured (tests/shows/duet.yaml, ONNX Runtime CPU, the campaign model of step 3186): lead 0.83 tracked,
 # partner 1.0; one frame of the lead on the partner's body (1 swap, back the next frame); the bystander
 # never named.
-MIN_TRACKED = {"lead": 0.8, "partner": 0.9}
+MIN_TRACKED = {"lead": 0.75, "partner": 0.9}  # margin for model updates (0.87 and 0.83 with two models)
 MAX_SWAPS = {"lead": 1, "partner": 0}
 
 
