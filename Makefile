@@ -46,9 +46,11 @@ install-teacher: $(VENV)/.installed
 
 # The clip (60 fps, 1.7 s) loops; DURATION seconds of it (`make demo DURATION=60`). Measured on a 2-core CPU with
 # nothing else running: 35-44 fps processed, latency p50/p95 34-41 / 51-70 ms (README, "Live").
+# MONITOR=1 also serves the monitor page at http://127.0.0.1:8090/ (docs/monitor.md).
 DURATION ?= 20
+MONITOR ?=
 demo: $(VENV)/.installed
-	$(BIN)/stagepose live --show show_configs/demo.yaml --duration $(DURATION)
+	$(BIN)/stagepose live --show show_configs/demo.yaml --duration $(DURATION) $(if $(MONITOR),--monitor)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

@@ -1,8 +1,10 @@
-"""``stagepose bench model | pipeline | sources | train | gpu``: every benchmark, each printing JSON on stdout.
+"""``stagepose bench model | pipeline | sources | train | gpu | triangulate | multiview``: every benchmark, each
+printing JSON on stdout.
 
 Each subcommand parses its arguments and calls one library function: `stagepose.runtime.bench.run_bench`,
 `stagepose.show.bench.bench_pipeline`, `stagepose.show.sources.bench.bench_sources`,
-`stagepose.train.bench.benchmark_training` and `stagepose.runtime.gpu_check.gpu_check_report`.
+`stagepose.train.bench.benchmark_training`, `stagepose.runtime.gpu_check.gpu_check_report`,
+`stagepose.multiview.bench.bench_triangulation` and `stagepose.multiview.measure.measure_footage`.
 Progress goes to stderr, so stdout stays one JSON document.
 """
 
@@ -53,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_sources(sub)
     _register_train(sub)
     _register_gpu(sub)
+    _register_triangulate(sub)
+    _register_multiview(sub)
     parser.set_defaults(func=lambda args: _print_help(parser))
 
 
@@ -86,6 +90,8 @@ def _register_model(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--fp16", action="store_true", help="half precision on CUDA")
     parser.add_argument("--cuda-graph", action="store_true", help="CUDA-graph replay (tensorrt, torch)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: usable cores, at most 8)")
+    parser.add_argument("--spin-wait", action="store_true",
+                        help="ONNX Runtime workers busy-wait between operators (faster alone, slower beside decoding)")
     parser.add_argument("--table", action="store_true", help="print a table instead of JSON")
     parser.add_argument("--plot", type=Path, metavar="FILE", help="save a latency histogram PNG")
     parser.set_defaults(func=_model)
@@ -100,7 +106,8 @@ def _model(args: argparse.Namespace) -> int:
         spec = BenchSpec(
             backends=args.backend, presets=presets, onnx=tuple(args.onnx), input_sizes=args.input_size,
             batches=args.batch, runs=args.runs, warmup=args.warmup, device=args.device, fp16=args.fp16,
-            cuda_graph=args.cuda_graph, threads=args.threads, pipeline_runs=args.pipeline_runs,
+            cuda_graph=args.cuda_graph, threads=args.threads, spin_wait=args.spin_wait,
+            pipeline_runs=args.pipeline_runs,
         )  # fmt: skip
     except ValueError as exc:
         raise ConfigError(f"model: {exc}") from None
@@ -127,12 +134,23 @@ def _register_pipeline(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--show", required=True, type=Path, help="show config YAML (its model and settings)")
     parser.add_argument("--video", type=Path, help="video to run (default: the first camera's file)")
     parser.add_argument("--frames", type=int, default=300, help="at most this many frames (300)")
+    parser.add_argument("--loop", action="store_true", help="play the video again from its start until --frames")
+    from stagepose.show.cli import add_monitor_argument
+
+    add_monitor_argument(parser, "also serve the monitor page and start timing once a browser has it open (what a "
+                         "watched show costs)")  # fmt: skip
+    parser.add_argument("--monitor-wait", type=float, default=120.0, metavar="S",
+                        help="with --monitor: wait up to S seconds for the browser (120)")  # fmt: skip
+    parser.add_argument("--monitor-client", action="store_true",
+                        help="with --monitor: open the page with a minimal client in its own process (a browser on "
+                        "another machine, as the show process sees it) instead of waiting for a browser")  # fmt: skip
     parser.set_defaults(func=_pipeline)
 
 
 def _pipeline(args: argparse.Namespace) -> int:
     from stagepose.errors import ConfigError
     from stagepose.show.bench import bench_pipeline
+    from stagepose.show.cli import with_monitor
     from stagepose.show.config import load_show
     from stagepose.show.sources.uri import FileSpec, parse_source_uri
 
@@ -147,7 +165,12 @@ def _pipeline(args: argparse.Namespace) -> int:
         video = Path(spec.path)
     if not video.is_file():
         raise ConfigError(f"--video {video}: file not found")
-    _print_json(bench_pipeline(show, video, args.frames))
+    show = with_monitor(show, args.monitor)
+    wait = None if args.monitor is None else args.monitor_wait
+    if args.monitor_client and args.monitor is None:
+        raise ConfigError("--monitor-client goes with --monitor")
+    _print_json(bench_pipeline(show, video, args.frames, monitor_wait_s=wait, loop=args.loop,
+                               monitor_client=args.monitor_client))  # fmt: skip
     return 0
 
 
@@ -253,5 +276,91 @@ def _gpu(args: argparse.Namespace) -> int:
         lspet=args.lspet, crops=args.crops, batches=args.batch, runs=args.runs, warmup=args.warmup,
         device=args.device, say=lambda line: print(line, file=sys.stderr, flush=True),
     )  # fmt: skip
+    _print_json(report)
+    return 0
+
+
+# ------------------------------------------------------------------------------------- triangulate
+
+
+def _register_triangulate(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "triangulate",
+        help="what several cameras add per frame: undistort + triangulate + 3D Kalman (synthetic scene)",
+        description="Time the multi-camera path per frame on a synthetic moving scene with pixel noise and one "
+        "wrong view: undistortion, consensus + weighted DLT + rejection for all performers in one batch, the 3D "
+        "Kalman update and forecast; epipolar association (only needed without zones) is timed apart.",
+    )
+    parser.add_argument("--cameras", type=int, default=4, help="cameras (4)")
+    parser.add_argument("--performers", type=int, default=2, help="performers, each seen by every camera (2)")
+    parser.add_argument("--frames", type=int, default=2000, help="timed frames (2000)")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed frames first (50)")
+    parser.add_argument("--noise", type=float, default=2.0, metavar="PX", help="2D joint noise in pixels (2)")
+    parser.add_argument("--clean", action="store_true",
+                        help="no wrong view (default: one camera sees a performer mirrored, every frame)")  # fmt: skip
+    parser.set_defaults(func=_triangulate)
+
+
+def _triangulate(args: argparse.Namespace) -> int:
+    from stagepose.errors import ConfigError
+    from stagepose.multiview.bench import bench_triangulation
+
+    try:
+        report = bench_triangulation(
+            args.cameras, args.performers, args.frames, args.warmup, args.noise, wrong_view=not args.clean
+        )
+    except ValueError as exc:
+        raise ConfigError(f"triangulate: {exc}") from None
+    _print_json(report)
+    return 0
+
+
+# --------------------------------------------------------------------------------------- multiview
+
+
+def _register_multiview(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "multiview",
+        help="3D from synchronised clips of calibrated cameras: reprojection error, bone-length stability, feet",
+        description="Run the show's 2D pipeline over one clip per camera (in the order of --calibration), match "
+        "the frames by capture time, triangulate and smooth in 3D, and report the median reprojection error, "
+        "per bone the coefficient of variation of its 3D length, and the ankles' height above the floor.",
+    )
+    parser.add_argument("--calibration", type=Path, nargs="+", required=True, metavar="YAML",
+                        help="one calibration file with extrinsics per camera")  # fmt: skip
+    parser.add_argument("--input", type=Path, nargs="+", required=True, metavar="VIDEO",
+                        help="one synchronised clip per calibration file, same order")  # fmt: skip
+    parser.add_argument("--model", type=Path, default=Path("engines/lshm2_campaign_lspet_128.onnx"),
+                        help="exported 2D model (engines/lshm2_campaign_lspet_128.onnx)")  # fmt: skip
+    parser.add_argument("--reference-2d", choices=("model", "mediapipe"), default="model",
+                        help="2D joints from the model (default) or from MediaPipe Pose (offline reference; "
+                        "`make install-teacher`)")  # fmt: skip
+    parser.add_argument("--frames", type=int, help="at most this many frames per clip")
+    parser.add_argument("--min-confidence", type=float, default=0.2, help="2D joints below this are not used (0.2)")
+    parser.add_argument("--max-reprojection", type=float, default=25.0, metavar="PX",
+                        help="views further than this are dropped (25)")  # fmt: skip
+    parser.set_defaults(func=_multiview)
+
+
+def _multiview(args: argparse.Namespace) -> int:
+    from stagepose.errors import ConfigError
+    from stagepose.multiview.measure import measure_footage
+    from stagepose.multiview.triangulate import TriangulationSettings
+
+    if len(args.calibration) != len(args.input):
+        raise ConfigError(f"{len(args.calibration)} calibration files but {len(args.input)} clips: give one clip per "
+                          "camera, in the same order")  # fmt: skip
+    for video in args.input:
+        if not video.is_file():
+            raise ConfigError(f"--input {video}: file not found")
+    if args.reference_2d == "model" and not args.model.is_file():
+        raise ConfigError(f"--model {args.model}: file not found (an exported .onnx with its sidecar)")
+    try:
+        settings = TriangulationSettings(min_confidence=args.min_confidence, max_reprojection_px=args.max_reprojection)
+    except ValueError as exc:
+        raise ConfigError(f"multiview: {exc}") from None
+    report = measure_footage(args.calibration, args.input, model=args.model, reference=args.reference_2d,
+                             max_frames=args.frames, settings=settings,
+                             say=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
     _print_json(report)
     return 0

@@ -175,6 +175,16 @@ def test_record_under_a_file_is_refused(tmp_path, capsys) -> None:
     assert_refused(code, err, "field 'outputs.record.path'", "is not a folder")
 
 
+def test_with_rotation_the_part_the_show_writes_is_checked(tmp_path) -> None:
+    from stagepose.show.record import RecordConfig, first_file
+
+    base = tmp_path / "keypoints.jsonl"
+    for name in ("keypoints.0001.jsonl", "keypoints.0002.jsonl"):
+        (tmp_path / name).write_text("{}\n")
+    assert first_file(RecordConfig(path=str(base), rotate_minutes=60), base) == tmp_path / "keypoints.0003.jsonl"
+    assert first_file(RecordConfig(path=str(base)), base) == base
+
+
 def test_ndi_camera_without_the_ndi_extra_is_refused(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "NDIlib", None)  # as if ndi-python were not installed
     show = demo_show(tmp_path)

@@ -37,16 +37,24 @@ def test_starts_from_zone_then_follows_the_pose() -> None:
     assert box.size[1] == pytest.approx((joints[:, 1].max() - joints[:, 1].min()) * CROP_MARGIN)
 
 
-def test_lost_after_misses_goes_back_to_zone() -> None:
-    tracker = PerformerTracker(TrackingConfig(lost_after_frames=2), input_aspect=0.75)
+def test_lost_after_misses_looks_where_they_were_then_goes_back_to_zone() -> None:
+    tracker = PerformerTracker(TrackingConfig(lost_after_frames=2, reacquire_frames=3), input_aspect=0.75)
     joints, conf = _pose((900, 500), 500)
     tracker.update(joints, conf, FRAME)
+    followed = tracker.crop(FRAME)
     weak = np.full(16, 0.05)
     assert tracker.update(joints, weak, FRAME)  # one miss: still tracked, same box
     assert tracker.crop(FRAME).origin == "track"
     assert not tracker.update(joints, weak, FRAME)
-    whole = tracker.crop(FRAME)
-    assert whole.origin == "zone" and whole.center == (960.0, 540.0)
+    # re-acquiring: the last box, half as large again, and the prediction stays where they were
+    near = tracker.crop(FRAME)
+    assert near.origin == "search" and near.center == pytest.approx(followed.center, abs=60)
+    assert near.size[1] == pytest.approx(1.5 * followed.size[1])
+    assert tracker.searching and tracker.prediction() is not None
+    for _ in range(3):
+        assert not tracker.update(joints, weak, FRAME)
+    whole = tracker.crop(FRAME)  # reacquire_frames later: the whole zone, no prediction
+    assert whole.origin == "zone" and whole.center == (960.0, 540.0) and tracker.prediction() is None
     assert whole.size[0] / whole.size[1] == pytest.approx(0.75) and whole.size[0] >= 1920
 
 

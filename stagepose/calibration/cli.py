@@ -1,4 +1,5 @@
-"""``stagepose calibrate intrinsics|stage``: venue camera calibration (see calibration/README.md)."""
+"""``stagepose calibrate intrinsics|stage|extrinsics|import-qualisys``: venue camera calibration (see
+calibration/README.md and docs/multicamera.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "calibrate",
         help="calibrate a camera: lens intrinsics from a chessboard, then the stage floor mapping",
         description="Venue calibration, once per camera and camera mode: first `intrinsics` (lens, from "
-        "chessboard photos or a video), then `stage` (image to stage-floor metres, from marked floor points). "
-        "Both write the same calibration/CAMERA.yaml.",
+        "chessboard photos or a video), then `stage` (image to stage-floor metres, from marked floor points) "
+        "and, for several cameras in 3D, `extrinsics` (the camera's pose from measured points). All write the "
+        "same calibration/CAMERA.yaml; `import-qualisys` writes all of it from a mocap system's calibration.",
     )
     commands = parser.add_subparsers(dest="calibrate_command", metavar="STEP")
     commands.required = True
@@ -64,6 +66,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stage.add_argument("--aid-image", metavar="PNG", help="grid aid path (default: OUT_stage_aid.png)")
     stage.set_defaults(func=_stage)
 
+    pose = commands.add_parser(
+        "extrinsics",
+        help="the camera's place in the show's 3D world frame from 6+ measured points (several cameras, 3D)",
+        description="Solve the camera's pose (solvePnP on its lens intrinsics) from 6 or more points with measured "
+        "world coordinates in metres (x, y on the floor, optional z up; right-handed) and their pixel positions "
+        "in --image; report the reprojection error per point and write a check image. With fewer than 6 pixel "
+        "positions, draw the grid aid instead. The points file is the one `calibrate stage` reads.",
+    )
+    pose.add_argument("--image", required=True, metavar="FRAME", help="a frame from the camera (PNG/JPEG)")
+    pose.add_argument("--points", required=True, metavar="YAML", help="points file (see docs/multicamera.md)")
+    pose.add_argument(
+        "--out", required=True, metavar="FILE", help="calibration file; its intrinsics are used and it is rewritten"
+    )
+    pose.add_argument("--intrinsics", metavar="FILE", help="take the intrinsics from this calibration file instead")
+    pose.add_argument("--check-image", metavar="PNG", help="check image path (default: OUT_extrinsics_check.png)")
+    pose.add_argument("--aid-image", metavar="PNG", help="grid aid path (default: OUT_extrinsics_aid.png)")
+    pose.set_defaults(func=_extrinsics)
+
+    qualisys = commands.add_parser(
+        "import-qualisys",
+        help="one calibration file per camera (intrinsics + extrinsics) from a Qualisys .qca.txt",
+        description="Read a Qualisys (QTM) calibration and write OUT/<camera>.yaml for each active camera: the "
+        "lens, the pose in QTM's world frame (metres, z up) and the floor mapping derived from it.",
+    )
+    qualisys.add_argument("qca", metavar="QCA", help="the Qualisys calibration, e.g. Calib.qca.txt")
+    qualisys.add_argument("--out", required=True, metavar="DIR", help="folder for the files, e.g. calibration/venue/")
+    qualisys.add_argument(
+        "--size", action="append", default=[], metavar="CAMERA=WxH",
+        help="a camera whose video is the calibrated window cropped at the right/bottom (e.g. cam01=1080x1920)",
+    )  # fmt: skip
+    qualisys.set_defaults(func=_import_qualisys)
+
 
 def _warn(lines: list[str]) -> None:
     for line in lines:
@@ -104,3 +138,28 @@ def _stage(args: argparse.Namespace) -> int:
     print("\n".join(run.lines))
     _warn(run.warnings)
     return 0 if run.calibrated else 1
+
+
+def _extrinsics(args: argparse.Namespace) -> int:
+    from stagepose.calibration.extrinsics import run_extrinsics
+
+    run = run_extrinsics(
+        args.image,
+        args.points,
+        args.out,
+        intrinsics=args.intrinsics,
+        check_image=args.check_image,
+        aid_image=args.aid_image,
+    )
+    print("\n".join(run.lines))
+    _warn(run.warnings)
+    return 0 if run.calibrated else 1
+
+
+def _import_qualisys(args: argparse.Namespace) -> int:
+    from stagepose.calibration.qualisys import import_qualisys, parse_sizes
+
+    run = import_qualisys(args.qca, args.out, parse_sizes(args.size))
+    print("\n".join(run.lines))
+    _warn(run.warnings)
+    return 0

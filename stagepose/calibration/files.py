@@ -18,11 +18,24 @@ Example (``version: 1``)::
       rms_px: 0.23
       views: 7
       board: {cols: 4, rows: 7, square_m: 0.06}
+    extrinsics:                       # optional, written by `calibrate extrinsics` / `import-qualisys`
+      rotation:                       # R (or `rodrigues: [rx, ry, rz]`, OpenCV's rvec, instead)
+      - [0.5536, 0.8047, 0.2144]
+      - [0.4345, -0.0595, -0.8987]
+      - [-0.7104, 0.5907, -0.3826]
+      translation_m: [0.3211, 0.9563, 2.8907]   # t in metres: x_cam = R @ X_world + t
+      rms_px: 0.8                     # reprojection RMS of the points it was fitted to (absent: imported)
+      source: qualisys Calib.qca.txt
     stage:                            # optional, written by `stagepose calibrate stage`
       homography: [[...], [...], [...]]   # undistorted pixel (u, v, 1) -> stage (x, y, 1) in metres
       rms_cm: 0.8
       max_cm: 1.4
       points: [{name: DSC, stage: [0.0, 0.0], pixel: [812.0, 1503.5], error_cm: 0.4}, ...]
+
+The world frame of ``extrinsics`` is one frame for every camera of a show: metres, right-handed, z up
+(height above the stage floor, the floor at z = 0), x and y on the floor as the venue chooses them
+(``world`` says how). The camera frame is OpenCV's (x right, y down, z along the view). Files without
+``extrinsics`` (every file written before it existed) load unchanged.
 
 Files are read with ``yaml.safe_load`` semantics through `stagepose.config`, so a wrong field gives
 ``FILE:LINE: field 'intrinsics.rms_px': ...``; a missing or unknown ``version`` is refused before
@@ -155,6 +168,85 @@ class StageCalibration:
         return np.array(self.homography, dtype=np.float64)
 
 
+# A stored rotation must be orthonormal to this tolerance (files keep 12 significant digits).
+ROTATION_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class ExtrinsicPointRecord:
+    """One point the extrinsics were fitted to: its world position, its pixel and its reprojection error."""
+
+    name: str
+    world: tuple[float, float, float]
+    pixel: tuple[float, float]
+    error_px: float
+
+
+@dataclass(frozen=True)
+class Extrinsics:
+    """Where the camera is: the rigid transform from the show's world frame to the camera frame.
+
+    A world point X (metres, right-handed, z up; see the module docstring) is ``x_cam = R @ X + t`` in
+    OpenCV's camera frame (x right, y down, z forward); its undistorted pixel is ``K @ x_cam / z``.
+
+    Attributes:
+        rotation: R as a 3x3 matrix, or None when ``rodrigues`` gives it (exactly one of the two).
+        rodrigues: R as a Rodrigues vector (OpenCV's ``rvec``, radians).
+        translation_m: t in metres. This is not the camera's position; that is ``-R.T @ t`` (`centre`).
+        rms_px: RMS reprojection error of the points the pose was fitted to; None when imported.
+        points: those points (``stagepose calibrate extrinsics``).
+        source: where the pose came from (a Qualisys file, solvePnP from N points).
+        world: the venue's description of the world origin and axes.
+    """
+
+    translation_m: tuple[float, float, float]
+    rotation: Matrix3 | None = None
+    rodrigues: tuple[float, float, float] | None = None
+    rms_px: float | None = None
+    points: tuple[ExtrinsicPointRecord, ...] = ()
+    source: str = ""
+    world: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.rotation is None) == (self.rodrigues is None):
+            raise ValueError("give the rotation once: either 'rotation' (3x3) or 'rodrigues' ([rx, ry, rz])")
+        _finite(self.translation_m, "translation_m")
+        if self.rodrigues is not None:
+            _finite(self.rodrigues, "rodrigues")
+        else:
+            r = np.array(self.rotation, dtype=np.float64)
+            _finite(r.ravel().tolist(), "rotation")
+            deviation = float(np.abs(r @ r.T - np.eye(3)).max())
+            if deviation > ROTATION_TOL:
+                raise ValueError(
+                    f"rotation is not orthonormal (R @ R.T differs from I by {deviation:.2g}): {r.tolist()}"
+                )
+            if np.linalg.det(r) < 0:
+                raise ValueError("rotation has determinant -1 (a mirror): the world frame must be right-handed "
+                                 "with z up; swap the direction of one floor axis in the measured points")  # fmt: skip
+        if self.rms_px is not None and not (self.rms_px >= 0):
+            raise ValueError(f"rms_px must be >= 0, got {self.rms_px}")
+
+    @property
+    def R(self) -> np.ndarray:  # noqa: N802 - the standard name of a rotation
+        """(3, 3) float64 world-to-camera rotation."""
+        if self.rotation is not None:
+            return np.array(self.rotation, dtype=np.float64)
+        import cv2
+
+        return cv2.Rodrigues(np.array(self.rodrigues, dtype=np.float64))[0]
+
+    @property
+    def t(self) -> np.ndarray:
+        """(3,) float64 translation in metres."""
+        return np.array(self.translation_m, dtype=np.float64)
+
+    @property
+    def centre(self) -> np.ndarray:
+        """(3,) the camera's position in the world frame, metres."""
+        return -self.R.T @ self.t
+
+
 @dataclass(frozen=True)
 class CameraCalibration:
     """Everything stagepose knows about one camera's geometry.
@@ -165,6 +257,8 @@ class CameraCalibration:
         intrinsics: lens model.
         camera: a name for messages (the file stem by default).
         stage: the floor homography, once `stagepose calibrate stage` has run.
+        extrinsics: the camera's pose in the show's world frame (several cameras, 3D), once
+            `stagepose calibrate extrinsics` or `import-qualisys` has run.
         created_by: which command wrote the file, and when.
     """
 
@@ -174,6 +268,7 @@ class CameraCalibration:
     camera: str = ""
     stage: StageCalibration | None = None
     created_by: str = ""
+    extrinsics: Extrinsics | None = None
 
     def __post_init__(self) -> None:
         if self.version != CALIBRATION_VERSION:
@@ -217,13 +312,13 @@ def save_calibration(path: str | Path, calibration: CameraCalibration) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         "# stagepose camera calibration. Written by `stagepose calibrate`; see calibration/README.md.\n"
-        "# image_size is [width, height] in pixels; camera_matrix and distortion are OpenCV's;\n"
-        "# stage.homography maps an undistorted pixel (u, v, 1) to stage floor metres (x, y, 1).\n"
+        "# image_size is [width, height] in pixels; camera_matrix and distortion are OpenCV's; stage.homography maps\n"
+        "# an undistorted pixel (u, v, 1) to floor metres (x, y, 1); extrinsics: x_cam = R @ X_world + t (m, z up).\n"
     )
     data = _plain(to_dict(calibration))
     if not isinstance(data, dict):  # a dataclass always gives a mapping
         raise TypeError(f"cannot write {type(calibration).__name__}")
-    order = ("version", "camera", "image_size", "intrinsics", "stage", "created_by")
+    order = ("version", "camera", "image_size", "intrinsics", "extrinsics", "stage", "created_by")
     data = {k: data[k] for k in sorted(data, key=lambda k: order.index(k) if k in order else len(order))}
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
     return atomic_write_text(path, header + body)

@@ -195,6 +195,21 @@ class StageMapper:
         out[~valid] = np.nan
         return out
 
+    def head_pixels(self, feet_px: np.ndarray, height_m: float) -> np.ndarray:
+        """(N, 2) raw pixels of feet on the floor -> (N, 2) raw pixels ``height_m`` straight above them
+        (where the head of a person that tall standing there is); NaN where the floor is not seen.
+
+        Search windows use it: the stage calibration says how tall a person is at each floor point.
+        """
+        _, pose = self._stage_parts()
+        floor = self.to_stage(feet_px)
+        points = np.column_stack([floor, np.full(len(floor), float(height_m))])
+        out = np.full((len(floor), 2), np.nan)
+        ok = np.isfinite(floor).all(axis=1)
+        if ok.any():
+            out[ok] = pose.project(self._K, self._dist, points[ok])
+        return out
+
     def locate_floor(
         self, joints_px: np.ndarray, confidence: np.ndarray, min_conf: float = DEFAULT_MIN_CONF
     ) -> FloorEstimate | None:

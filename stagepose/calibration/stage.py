@@ -408,6 +408,8 @@ def run_stage(
         camera=existing.camera if existing is not None and existing.camera else out.stem,
         stage=fit.calibration(spec.origin),
         created_by=f"stagepose {__version__} calibrate stage from {Path(image).name} and {Path(points).name}",
+        # the camera's pose in the show's world frame stays with the file it was measured for
+        extrinsics=existing.extrinsics if existing is not None and intrinsics is None else None,
     )
     save_calibration(out, calibration)
     target = Path(check_image) if check_image is not None else out.with_name(out.stem + "_stage_check.png")

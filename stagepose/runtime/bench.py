@@ -56,6 +56,7 @@ class BenchSpec:
         fp16: half precision on CUDA.
         cuda_graph: CUDA-graph replay (tensorrt, torch on CUDA).
         threads: CPU threads (None: `default_threads`).
+        spin_wait: ONNX Runtime workers busy-wait between operators (`InferenceSettings.spin_wait`).
         pipeline_runs: timed frames of the per-frame path (CPU only; 0 turns it off).
         seed: seed of random weights and inputs.
     """
@@ -71,6 +72,7 @@ class BenchSpec:
     fp16: bool = False
     cuda_graph: bool = False
     threads: int | None = None
+    spin_wait: bool = False
     pipeline_runs: int = 50
     seed: int = 0
 
@@ -263,7 +265,7 @@ def run_bench(spec: BenchSpec) -> BenchReport:
             for name in backends:
                 cfg = BackendConfig(model=model.onnx, backend=name, device=spec.device, fp16=spec.fp16,  # type: ignore[arg-type]
                                     cuda_graph=spec.cuda_graph, threads=spec.threads or default_threads(),
-                                    max_batch=max(spec.batches))  # fmt: skip
+                                    spin_wait=spec.spin_wait, max_batch=max(spec.batches))  # fmt: skip
                 try:
                     backend = open_backend(cfg)
                 except (EngineError, ModelError) as exc:
@@ -321,7 +323,8 @@ def _settings(spec: BenchSpec) -> dict[str, Any]:
         "backends": list(spec.backends), "presets": list(spec.presets), "onnx": [str(p) for p in spec.onnx],
         "input_sizes": list(spec.input_sizes), "batches": list(spec.batches), "runs": spec.runs,
         "warmup": spec.warmup, "device": spec.device, "fp16": spec.fp16, "cuda_graph": spec.cuda_graph,
-        "threads": spec.threads or default_threads(), "pipeline_runs": spec.pipeline_runs,
+        "threads": spec.threads or default_threads(), "spin_wait": spec.spin_wait,
+        "pipeline_runs": spec.pipeline_runs,
     }  # fmt: skip
 
 

@@ -3,12 +3,13 @@
 Every crop of a camera (each track's own crop and the search windows) gives one candidate pose.
 Tracks that follow someone take candidates by predicted position first, nearest first (a crossing
 does not swap names: each name goes to the pose nearest where that performer was heading, and a pose
-further than ``gate`` pose heights from a prediction is not that performer). Two candidates that
-overlap (their joints coincide: the same person seen from two crops) can go to one track only, so when
-two tracks lock onto one person the one whose prediction agrees better keeps the name. Searching tracks
-then take what is left: their own zone crop's pose first, else the most confident qualifying window,
-never one that overlaps a pose already named. A pose that qualifies for no track (a bystander outside
-every zone) is never named.
+further than ``gate`` pose heights from a prediction is not that performer). Two candidates of one
+person (`SamePerson`: their joints coincide, or most joints of one lie on the other's body, as when a
+crop holding two people gives one person's upper body at the wrong scale) can go to one track only, so
+when two tracks lock onto one person the one whose prediction agrees better keeps the name. Searching
+tracks then take what is left, the surest pose first (most confident joints: a whole person beats a
+mixed or partial pose), never one of a person already named. A pose that qualifies for no track (a
+bystander outside every zone) is never named.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from stagepose.show.bodies import share_on_body
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,38 @@ def poses_overlap(a: Candidate, b: Candidate, fraction: float) -> bool:
     return bool(distance < fraction * max(a.height, b.height))
 
 
+# A searching track looks for someone not yet named: a pose with half its joints on a named performer's
+# body is that performer (or a mix of both), not a new person. Tracked performers who touch or cross
+# keep the stricter `SamePerson.body_share`: their poses are told apart by where each was heading.
+NEW_PERSON_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class SamePerson:
+    """When two decoded poses are one person (see `stagepose.show.bodies`).
+
+    Attributes:
+        overlap: `poses_overlap` fraction (joints with the same label coincide).
+        body_radius: how far from a pose's bones still counts as its body, in pose heights.
+        body_share: one pose is the other's person when at least this fraction of its seen joints lie
+            on the other's body.
+    """
+
+    overlap: float
+    body_radius: float
+    body_share: float
+
+    def __call__(self, a: Candidate, b: Candidate, share: float | None = None) -> bool:
+        """Whether ``a`` and ``b`` are one person (``share``: the `body_share` to apply)."""
+        if a is b or poses_overlap(a, b, self.overlap):
+            return True
+        on = max(share_on_body(a.joints, a.seen, b.joints, b.seen, self.body_radius),
+                 share_on_body(b.joints, b.seen, a.joints, a.seen, self.body_radius))  # fmt: skip
+        return on >= (self.body_share if share is None else share)
+
+
 def assign(
-    tracks: Sequence[TrackView], candidates: Sequence[Candidate], *, gate: float, overlap: float
+    tracks: Sequence[TrackView], candidates: Sequence[Candidate], *, gate: float, same: SamePerson
 ) -> list[int | None]:
     """The candidate index each track takes (None: none this frame).
 
@@ -80,13 +113,13 @@ def assign(
         tracks: the camera's tracks, in the order of the show file.
         candidates: every pose decoded in this camera's frame.
         gate: the largest distance from a prediction, in predicted pose heights.
-        overlap: `poses_overlap` fraction.
+        same: when two candidates are one person.
     """
     taken: list[int | None] = [None] * len(tracks)
     used: list[int] = []
 
-    def free(c: int) -> bool:
-        return all(c != u and not poses_overlap(candidates[c], candidates[u], overlap) for u in used)
+    def free(c: int, share: float | None = None) -> bool:
+        return all(c != u and not same(candidates[c], candidates[u], share) for u in used)
 
     pairs = []
     for t, track in enumerate(tracks):
@@ -101,12 +134,12 @@ def assign(
     for _, t, c in sorted(pairs):
         if taken[t] is None and free(c):
             taken[t], used = c, [*used, c]
-    for t, track in enumerate(tracks):
-        if track.prediction is not None:
-            continue
-        options = [c for c in range(len(candidates)) if track.qualifies[c] and free(c)]
-        if not options:
-            continue
-        choice = track.own if track.own in options else max(options, key=lambda c: candidates[c].score)
-        taken[t], used = choice, [*used, choice]
+    # searching tracks: the surest qualifying pose first, over all of them (not in show-file order, so a
+    # mixed pose in the first track's crop does not take a person another track sees whole); ties go
+    # to a track's own crop
+    options = [(-candidates[c].score, c != track.own, t, c) for t, track in enumerate(tracks)
+               if track.prediction is None for c in range(len(candidates)) if track.qualifies[c]]  # fmt: skip
+    for _, _, t, c in sorted(options):
+        if taken[t] is None and free(c, NEW_PERSON_SHARE):
+            taken[t], used = c, [*used, c]
     return taken

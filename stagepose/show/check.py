@@ -113,6 +113,7 @@ def check_show(
                f"{info.packets} frames")  # fmt: skip
         _check_fit(show, source, i, (info.width, info.height))
     _check_record(show, source)
+    _check_monitor(show, source)
     if model:
         _check_model(show, source, report)
 
@@ -150,12 +151,15 @@ def _check_fit(show: ShowConfig, source: Source, i: int, size: tuple[int, int]) 
 
 
 def _check_record(show: ShowConfig, source: Source) -> None:
-    """The keypoint record's folder can be created and written, and the record is a plain file."""
+    """The keypoint record's folder can be created and written, and the file it starts with (with rotation,
+    the next part) is a plain file."""
     if show.outputs.record.path is None:
         return
     key: KeyPath = ("outputs", "record", "path")
     where = f"{source.where(key)}: field '{format_path(key)}'"
-    path = show.resolve(show.outputs.record.path)
+    from stagepose.show.record import first_file
+
+    path = first_file(show.outputs.record, show.resolve(show.outputs.record.path))  # a part, with rotation
     if path.exists() and not path.is_file():
         kind = "a folder" if path.is_dir() else "a device or special file"
         raise ConfigError(f"{where}: {path} is {kind}, not a file; name a .jsonl file (or null for no record)")
@@ -172,6 +176,16 @@ def _check_record(show: ShowConfig, source: Source) -> None:
     except OSError as exc:
         reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise ConfigError(f"{where}: cannot write the record in {folder}: {reason}") from None
+
+
+def _check_monitor(show: ShowConfig, source: Source) -> None:
+    """An enabled monitor page can listen where the file says (the port is free, the host is this machine's)."""
+    if not show.monitor.enabled:
+        return
+    from stagepose.show.monitor.net import listen_socket
+
+    key: KeyPath = ("monitor", "port")
+    _named(source, key, lambda: listen_socket(show.monitor).close())
 
 
 def _check_model(show: ShowConfig, source: Source, report: Callable[[str], None]) -> None:

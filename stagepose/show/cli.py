@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stagepose.show.config import ShowConfig
 
 EXIT_SHOW_FAILED = 3  # `live`: the show ran but no camera delivered a usable frame (all failed or refused)
 
@@ -21,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     live.add_argument("--show", required=True, type=Path, help="show config YAML (see show_configs/)")
     live.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     live.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    add_monitor_argument(live, "serve the monitor page (docs/monitor.md) from this show")
     live.set_defaults(func=_live)
 
     check = subparsers.add_parser(
@@ -48,7 +53,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--osc", action="store_true", help="send OSC to the show's destinations while replaying")
     replay.add_argument("--rts", action="store_true", help="offline RTS smoothing for the overlay and a second record")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_monitor_argument(replay, "serve the monitor page (docs/monitor.md) while replaying (with --realtime to watch "
+                          "at the video's pace)")  # fmt: skip
     replay.set_defaults(func=_replay)
+
+
+def monitor_port(text: str) -> int:
+    """argparse type of ``--monitor PORT``: a TCP port, 0..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0..65535; 0: any free port)")
+    return port
+
+
+def add_monitor_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--monitor", nargs="?", const=-1, default=None, type=monitor_port, metavar="PORT",
+                        help=f"{what}: at the show file's monitor.host (127.0.0.1 unless it says otherwise) and "
+                        "PORT (default monitor.port, 8090)")  # fmt: skip
+
+
+def with_monitor(show: ShowConfig, port: int | None) -> ShowConfig:
+    """``show`` with its monitor turned on by ``--monitor [PORT]`` (None: as the file says)."""
+    from dataclasses import replace
+
+    if port is None:
+        return show
+    monitor = replace(show.monitor, enabled=True, port=show.monitor.port if port < 0 else port)
+    return replace(show, monitor=monitor)
 
 
 def _live(args: argparse.Namespace) -> int:
@@ -62,6 +96,7 @@ def _live(args: argparse.Namespace) -> int:
     show = load_show(args.show)
     if args.duration is not None:
         show = replace(show, run=replace(show.run, max_duration_s=args.duration))
+    show = with_monitor(show, args.monitor)
     summary = run_live(show)
     print(f"stopped: {summary.stopped_by}; frames {summary.frames}; {summary.osc}")
     if args.json:
@@ -91,13 +126,19 @@ def _check(args: argparse.Namespace) -> int:
 
         from stagepose.config import to_dict
 
-        print(yaml.safe_dump(to_dict(show), sort_keys=False, allow_unicode=True, default_flow_style=None), end="")
+        resolved = to_dict(show)
+        if resolved["monitor"]["token"] is not None:
+            resolved["monitor"]["token"] = "***"  # a secret: not into terminals and CI logs
+        print(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True, default_flow_style=None), end="")
     for camera in show.cameras:
         state = "" if camera.enabled else " (disabled)"
         names = ", ".join(p.name for p in show.performers_of(camera.id)) or "none"
         report(f"  camera {camera.id}: {camera.uri} -> performers {names}{state}")
     for dest in show.outputs.osc:
         report(f"  osc {dest.name}: {dest.host}:{dest.port} coords={dest.coords}")
+    monitor = show.monitor
+    report(f"  monitor: {monitor.url} {'on' if monitor.enabled else 'off (`live --monitor` turns it on)'}"
+           f"{', token required' if monitor.token else ', this machine only'}")  # fmt: skip
     check_show(show, args.show, model=args.model, report=report)
     report(f"{args.show}: ok: show {show.show!r}, {len(show.active_cameras)} active camera(s)")
     return 0
@@ -109,8 +150,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     show = load_show(args.show, replay_inputs=len(args.input))  # the inputs replace the cameras' feeds
     summary = run_replay(
-        show, args.input, args.out, realtime=args.realtime, send_osc=args.osc, rts=args.rts,
-        progress=not args.no_progress,
+        with_monitor(show, args.monitor), args.input, args.out, realtime=args.realtime, send_osc=args.osc,
+        rts=args.rts, progress=not args.no_progress, monitor=args.monitor is not None,
     )  # fmt: skip
     print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in summary.__dict__.items()}, indent=2))
     return 0

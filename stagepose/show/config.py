@@ -22,6 +22,7 @@ from stagepose.config import KeyPath, Source, check_range, format_path, from_dic
 from stagepose.errors import ConfigError
 from stagepose.runtime.backends.base import BackendConfig, InferenceSettings
 from stagepose.show.filters import SmoothingConfig
+from stagepose.show.monitor.config import MonitorConfig
 from stagepose.show.osc import OscDestinationConfig, validate_performer_name
 from stagepose.show.record import RecordConfig
 from stagepose.show.sources.uri import parse_source_uri
@@ -199,6 +200,7 @@ class ShowConfig:
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     base_dir: str = "."
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from stagepose.runtime.backends.base import Backend, BackendConfig
 from stagepose.show.config import CameraConfig, ShowConfig
@@ -31,6 +31,9 @@ from stagepose.show.sources.base import ThreadedSource
 from stagepose.show.sources.health import SourceHealth, SourceState
 from stagepose.show.status import CameraStatus, StatusBoard
 from stagepose.show.telemetry import CameraStats, latency_summary
+
+if TYPE_CHECKING:
+    from stagepose.show.monitor.snapshot import MonitorFeed, ShowStatus
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,11 @@ class _LiveLoop:
         desc = backend.describe()
         self.backend_label = f"{desc['backend']} {desc['device']} {desc['precision']}"
         self.sink = stack.enter_context(OscSink(show.outputs.osc))
+        self.monitor: MonitorFeed | None = None  # the operator's page; it draws on its own thread, never here
+        if show.monitor.enabled:
+            from stagepose.show.monitor.server import open_monitor
+
+            self.monitor = stack.enter_context(open_monitor(show, mode="live"))
         self.recorder: KeypointRecorder | None = None
         if show.outputs.record.path:
             self.recorder = stack.enter_context(
@@ -162,6 +170,8 @@ class _LiveLoop:
             healths = {cid: src.health() for cid, src in self.sources.items()}
             now = time.monotonic()
             self._watch_cameras(healths, now)
+            if self.monitor is not None and self.monitor.status_due(now):  # only while a page is open
+                self.monitor.publish_status(self._monitor_status(healths, now - started))
             self.sink.heartbeat(
                 performers_tracked=sum(self.tracked.values()),
                 record=None if self.recorder is None else (self.recorder.error is None, self.recorder.lines_lost),
@@ -178,6 +188,8 @@ class _LiveLoop:
                 time.sleep(IDLE_SLEEP_S)
         healths = {cid: src.health() for cid, src in self.sources.items()}
         self._draw(healths, time.monotonic() - started)
+        if self.monitor is not None:
+            self.monitor.farewell = f"the show stopped: {stopped_by}"
         return LiveSummary(
             frames={cid: s.processed for cid, s in self.stats.items()},
             cameras_without_frames={
@@ -212,7 +224,10 @@ class _LiveLoop:
         for frame in frames:  # camera statistics count frames, tracked while any of its performers is
             mine = [r for r in results if r.camera_id == frame.camera_id and not r.refused]
             if mine:
-                self.stats[frame.camera_id].add((time.time() - frame.t_capture) * 1e3, any(r.tracked for r in mine))
+                latency_ms = (time.time() - frame.t_capture) * 1e3
+                self.stats[frame.camera_id].add(latency_ms, any(r.tracked for r in mine))
+                if self.monitor is not None:  # a reference into a slot: no copy, no wait
+                    self.monitor.publish(frame, mine, latency_ms)
         return True
 
     def _problem(self, camera: CameraConfig, health: SourceHealth, now: float) -> str | None:
@@ -270,6 +285,22 @@ class _LiveLoop:
             shown = "refused" if problem.startswith("frames refused") else state.value
             self.recorder.write_event(kind, camera=camera.id, performer=performers, state=shown, reason=problem)
         self.reported[camera.id] = kind
+
+    def _monitor_status(self, healths: dict[str, SourceHealth], elapsed_s: float) -> ShowStatus:
+        """The telemetry the monitor page shows (the board's lines, source health, OSC counters)."""
+        from stagepose.show.monitor.snapshot import ShowStatus
+
+        return ShowStatus(
+            show=self.show.show,
+            mode="live",
+            elapsed_s=elapsed_s,
+            backend=self.backend_label,
+            cameras=_statuses(self.cameras, healths, self.stats, self.pipeline),
+            health=healths,
+            tracked=dict(self.tracked),
+            osc=self.sink.stats(),
+            record_error=None if self.recorder is None else self.recorder.error,
+        )
 
     def _draw(self, healths: dict[str, SourceHealth], elapsed_s: float) -> None:
         header = f"stagepose live: {self.show.show}  {elapsed_s:7.1f} s   (Ctrl-C stops)"

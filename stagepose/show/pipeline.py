@@ -3,8 +3,9 @@
 Data flows one way: frames (one per camera) -> crops (one per performer track, plus a bounded number
 of search windows for tracks that look for their performer) -> one batched inference for all crops of
 all cameras -> heatmap decode -> image pixels -> assignment of poses to performers (`assign`) ->
-tracker update -> smoothing (and, when the show asks, a forecast to the send time) -> stage mapping of
-that same pose. `PosePipeline.process` returns one finished `PerformerResult` per performer the
+occluded joints (those a performer's pose puts on someone standing in front) -> tracker update ->
+smoothing (and, when the show asks, a forecast to the send time) -> stage mapping of that same pose.
+`PosePipeline.process` returns one finished `PerformerResult` per performer the
 frame's camera follows; consumers (OSC, record, overlay) read nothing else. Calibration
 files are read and checked when the pipeline is built, so a bad one stops the show before it starts;
 a calibrated file camera's clip size is read then too. A live feed's size is only known at its first
@@ -15,6 +16,7 @@ the model's share of the frame time is visible.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +29,8 @@ from stagepose.calibration.files import CameraCalibration
 from stagepose.calibration.mapper import StageMapper, load_checked_calibration
 from stagepose.errors import ConfigError
 from stagepose.runtime.backends.base import Backend
-from stagepose.show.assign import Candidate, TrackView, assign, poses_overlap
+from stagepose.show.assign import Candidate, SamePerson, TrackView, assign
+from stagepose.show.bodies import in_front, on_body
 from stagepose.show.config import CameraConfig, PerformerConfig, ShowConfig
 from stagepose.show.filters import JointSmoother, make_smoother
 from stagepose.show.result import CameraState, PerformerResult
@@ -263,6 +266,13 @@ class PosePipeline:
         self._search_turn = (self._search_turn + 1) % len(searching)
         return budget
 
+    def _head_of(self, camera_id: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Feet pixels -> head pixels of a performer standing there, for a camera with a stage calibration."""
+        mapper = self._cameras[camera_id].mapper
+        if mapper is None or not mapper.has_stage:
+            return None
+        return functools.partial(mapper.head_pixels, height_m=self.show.tracking.performer_height_m)
+
     def _run_batch(
         self, frames: list[Frame], t_send: float | Callable[[], float] | None
     ) -> list[list[PerformerResult]]:
@@ -275,8 +285,9 @@ class PosePipeline:
             size = (frame.width, frame.height)
             tracks = self._cameras[frame.camera_id].tracks
             frame_boxes = [tr.tracker.crop(size) for tr in tracks]
+            head_of = self._head_of(frame.camera_id)
             for k, tr in enumerate(tracks):
-                frame_boxes += tr.tracker.windows(size, budget.get((frame.camera_id, k), 0))
+                frame_boxes += tr.tracker.windows(size, budget.get((frame.camera_id, k), 0), head_of)
             boxes.append(frame_boxes)
             own.append(list(range(len(tracks))))
         affines = [crop_affine(b.center, b.size, self.input_wh) for frame_boxes in boxes for b in frame_boxes]
@@ -332,24 +343,44 @@ class PosePipeline:
             )
             for k, tr in enumerate(state.tracks)
         ]
-        taken = assign(views, candidates, gate=tracking.gate, overlap=tracking.overlap)
+        same = SamePerson(tracking.overlap, tracking.body_radius, tracking.body_share)
+        taken = assign(views, candidates, gate=tracking.gate, same=same)
+        hidden = self._occluded(taken, candidates)
         results = []
         for k, (track, choice) in enumerate(zip(state.tracks, taken)):
             pick = own[k] if choice is None else choice
-            if choice is not None:
-                track.tracker.accept(joints[choice], confidence[choice], size)
+            measured = confidence[pick]
+            if choice is not None and hidden[k].any():
+                measured = np.where(hidden[k], 0.0, measured)
+            if choice is not None and int((measured >= tracking.min_confidence).sum()) >= tracking.min_joints:
+                track.tracker.accept(joints[choice], measured, size)
                 tracked = True
-            elif views[k].prediction is not None and any(
-                c is not None and _same_person(candidates[own[k]], candidates[c], tracking.overlap) for c in taken
+            elif choice is None and views[k].prediction is not None and any(
+                c is not None and same(candidates[own[k]], candidates[c]) for c in taken
             ):
                 track.tracker.lose()  # another performer's track has this person: search again now
                 tracked = False
             else:
-                tracked = track.tracker.miss()
-            results.append(self._result(frame, state, track, boxes[pick], joints[pick], confidence[pick],
-                                        tracked, forecast_to))  # fmt: skip
+                tracked = track.tracker.miss()  # not found, or hidden behind someone in front
+            results.append(self._result(frame, state, track, boxes[pick], joints[pick], measured,
+                                        hidden[k] if choice is not None else None, tracked, forecast_to))  # fmt: skip
         state.results += 1
         return results
+
+    def _occluded(self, taken: list[int | None], candidates: list[Candidate]) -> list[np.ndarray]:
+        """Per track, (16,) bool: the joints of its pose that lie on the body of another performer's pose
+        standing in front of it (lower in the image); all False with ``tracking.occlusion`` off."""
+        hidden = [np.zeros(NUM_JOINTS, dtype=bool) for _ in taken]
+        if not self.show.tracking.occlusion:
+            return hidden
+        radius = self.show.tracking.body_radius
+        chosen = [(k, candidates[c]) for k, c in enumerate(taken) if c is not None]
+        for k, back in chosen:
+            for m, front in chosen:
+                if m != k and back.seen.any() and front.seen.any() and in_front(front.joints, front.seen,
+                                                                                 back.joints, back.seen):  # fmt: skip
+                    hidden[k] |= on_body(back.joints, back.seen, front.joints, front.seen, radius)
+        return hidden
 
     def _result(
         self,
@@ -359,6 +390,7 @@ class PosePipeline:
         box: CropBox,
         joints: np.ndarray,
         confidence: np.ndarray,
+        occluded: np.ndarray | None,
         tracked: bool,
         forecast_to: float | None,
     ) -> PerformerResult:
@@ -388,15 +420,12 @@ class PosePipeline:
             joints=position,
             confidence=quality,
             crop=box,
+            occluded=occluded,
             joints_stage=joints_stage,
             floor=floor,
         )
         track.results += 1
         return result
-
-
-def _same_person(a: Candidate, b: Candidate, overlap: float) -> bool:
-    return a is b or poses_overlap(a, b, overlap)
 
 
 def clip_frame_size(path: Path) -> tuple[int, int]:

@@ -192,11 +192,13 @@ class KeypointRecorder:
         stage: tuple[float, float] | None = None,
         latency_ms: float | None = None,
         t_pose: float | None = None,
+        occluded: np.ndarray | None = None,
     ) -> None:
         """Append one frame of one performer: joints (16, 2) image pixels, confidences (16,).
 
         ``t`` is the capture time; ``t_pose`` the time ``smoothed`` and ``stage`` are for (the send time
-        when forecast; default: the capture time).
+        when forecast; default: the capture time). ``occluded`` (written as the list of joint indexes) are
+        the joints found on another performer in front, whose ``raw_conf`` is 0.
         """
         self._write(
             {
@@ -213,6 +215,7 @@ class KeypointRecorder:
                 "smoothed_conf": _scalars(smoothed_confidence),
                 "stage": None if stage is None else [round(float(stage[0]), 4), round(float(stage[1]), 4)],
                 "latency_ms": None if latency_ms is None else round(latency_ms, 2),
+                "occluded": [] if occluded is None else [int(j) for j in np.flatnonzero(occluded)],
             }
         )
 
@@ -231,6 +234,7 @@ class KeypointRecorder:
             stage=result.floor,
             latency_ms=latency_ms,
             t_pose=result.t,
+            occluded=result.occluded,
         )
 
     def write_event(self, kind: str, **fields: Any) -> None:
@@ -346,6 +350,11 @@ class KeypointRecorder:
 def part_path(base: Path, part: int) -> Path:
     """The file of rotation part ``part`` (1-based): ``keypoints.jsonl`` -> ``keypoints.0003.jsonl``."""
     return base.with_name(f"{base.stem}.{part:04d}{base.suffix}")
+
+
+def first_file(config: RecordConfig, base: Path) -> Path:
+    """The file a show starting now writes first: ``base``, or with rotation the part after the last one."""
+    return part_path(base, _last_part(base) + 1) if config.rotates else base
 
 
 def _last_part(base: Path) -> int:

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,7 +29,11 @@ from stagepose.show.overlay import OverlayWriter, draw_pose, performer_colour
 from stagepose.show.pipeline import PosePipeline
 from stagepose.show.record import KeypointRecorder
 from stagepose.show.result import PerformerResult
+from stagepose.show.sources.health import SourceHealth
 from stagepose.show.telemetry import latency_summary, save_latency_histogram
+
+if TYPE_CHECKING:
+    from stagepose.show.monitor.snapshot import MonitorFeed, ShowStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +77,10 @@ def run_replay(
     rts: bool = False,
     progress: bool = True,
     backend: Backend | None = None,
+    monitor: bool = False,
 ) -> ReplaySummary:
-    """Replay ``inputs`` through the show's pipeline into ``out_dir``.
+    """Replay ``inputs`` through the show's pipeline into ``out_dir`` (with ``monitor``, serving the monitor
+    page at ``show.monitor``'s address while it runs).
 
     Raises:
         ConfigError: more inputs than cameras, a missing video, an unwritable output folder.
@@ -99,9 +106,10 @@ def run_replay(
         if record_path.exists():
             record_path.unlink()  # a replay writes a fresh record
         osc = show.outputs.osc if send_osc else []
+        watch = _open_monitor(show, cameras) if monitor else contextlib.nullcontext()
         with KeypointRecorder(record_path, metadata={"show": show.show, "mode": "replay"}) as recorder, OscSink(
             osc
-        ) as sink:
+        ) as sink, watch as feed:
             for camera, video in zip(cameras, inputs):
                 spec = FileSpec(path=video.resolve(), loop=False, pacing="realtime" if realtime else "fast")
                 with contextlib.ExitStack() as stack:
@@ -133,6 +141,12 @@ def run_replay(
                         if not rts:
                             writer.write(_draw(frame.image, done, show, [r.joints for r in done], "kalman"))
                         frames += 1
+                        if feed is not None:  # a reference for the page; drawn on the monitor's own thread
+                            feed.publish(frame, done, latency_ms)
+                            if feed.status_due(time.monotonic()):
+                                feed.publish_status(_monitor_status(show, camera, source.health(), done, latencies,
+                                                                    f"{video.name} frame {frames}/{total or '?'}",
+                                                                    time.perf_counter() - started, sink))  # fmt: skip
                         bar.update(1)
                     bar.close()
                     if writer is None:
@@ -153,6 +167,8 @@ def run_replay(
                     for name, rs in results.items():
                         summary.tracked_fraction[name] = round(float(np.mean([r.tracked for r in rs])), 3)
                     summary.overlays[camera.id] = str(overlay_path)
+            if feed is not None:
+                feed.farewell = f"the replay finished ({sum(summary.frames.values())} frames)"
         summary.record = str(record_path)
     finally:
         if own_backend:
@@ -163,6 +179,41 @@ def run_replay(
     (out_dir / "latency.json").write_text(json.dumps({"backend": backend.describe(), **summary.latency}, indent=2))
     save_latency_histogram(stages, str(out_dir / "latency.png"), f"{show.show}: per-frame processing time")
     return summary
+
+
+def _open_monitor(show: ShowConfig, cameras: list[CameraConfig]) -> contextlib.AbstractContextManager[MonitorFeed]:
+    from stagepose.show.monitor.server import open_monitor
+
+    return open_monitor(show, mode="replay", camera_ids=[c.id for c in cameras])
+
+
+def _monitor_status(
+    show: ShowConfig,
+    camera: CameraConfig,
+    health: SourceHealth,
+    done: list[PerformerResult],
+    latencies: list[float],
+    note: str,
+    elapsed_s: float,
+    sink: OscSink,
+) -> ShowStatus:
+    """What the monitor page shows during a replay: the camera being replayed, its performers, OSC."""
+    from stagepose.show.monitor.snapshot import ShowStatus
+    from stagepose.show.status import CameraStatus
+
+    recent = np.asarray(latencies[-show.telemetry.window_frames :])
+    p50, p95 = np.percentile(recent, [50, 95]) if recent.size else (float("nan"), float("nan"))
+    desc = f"processing time (replay) p50 {p50:.1f} ms; {note}"
+    board = CameraStatus(
+        camera_id=camera.id, performer=",".join(p.address for p in show.performers_of(camera.id)),
+        source_state=health.state.value, fps=health.fps, latency_p50_ms=float(p50), latency_p95_ms=float(p95),
+        dropped=health.frames_dropped, reconnects=health.reconnects, tracked=any(r.tracked for r in done),
+    )  # fmt: skip
+    return ShowStatus(
+        show=show.show, mode="replay", elapsed_s=elapsed_s, backend="", cameras=[board],
+        health={camera.id: health}, tracked={(r.camera_id, r.performer): r.tracked for r in done},
+        osc=sink.stats(), note=desc,
+    )  # fmt: skip
 
 
 def _draw(
@@ -207,6 +258,7 @@ def _write_rts_record(path: Path, results: list[PerformerResult], smoothed: np.n
                 raw=result.raw_joints,
                 raw_confidence=result.raw_confidence,
                 smoothed=joints,
+                occluded=result.occluded,
             )
 
 

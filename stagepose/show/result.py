@@ -50,10 +50,13 @@ class PerformerResult:
         image_size: (w, h) of the frame.
         status: ``tracked``, ``lost`` (not found in the crop, or no frame) or ``refused`` (the camera's
             calibration does not fit its frames; ``reason`` says why, joints are NaN).
-        raw_joints: (16, 2) image pixels straight from the model; raw_confidence: (16,) heatmap peaks.
+        raw_joints: (16, 2) image pixels straight from the model; raw_confidence: (16,) heatmap peaks,
+            0 for an occluded joint (what the smoother was given).
         joints: (16, 2) image pixels of the smoothed pose at ``t``; NaN for a joint never seen.
         confidence: (16,) 0..1 how much to trust each joint at ``t`` (the smoother's quality).
         crop: the box the model looked at (None when refused or without a frame).
+        occluded: (16,) bool, the joints the model put on another performer standing in front (not
+            measurements; see `stagepose.show.bodies`); None when no pose was taken.
         joints_stage: (16, 2) floor-plane stage metres of ``joints``, None without a stage calibration.
         floor: stage floor (x, y) metres of the performer at ``t``, None without calibration or when
             not found.
@@ -73,6 +76,7 @@ class PerformerResult:
     joints: np.ndarray
     confidence: np.ndarray
     crop: CropBox | None = None
+    occluded: np.ndarray | None = None
     joints_stage: np.ndarray | None = None
     floor: tuple[float, float] | None = None
     reason: str | None = None
@@ -82,6 +86,8 @@ class PerformerResult:
             value = getattr(self, name)
             if value is not None and np.shape(value) != (NUM_JOINTS, 2):
                 raise ValueError(f"{name} must have shape ({NUM_JOINTS}, 2), got {np.shape(value)}")
+        if self.occluded is not None and np.shape(self.occluded) != (NUM_JOINTS,):
+            raise ValueError(f"occluded must have shape ({NUM_JOINTS},), got {np.shape(self.occluded)}")
         for name in ("raw_confidence", "confidence"):
             if np.shape(getattr(self, name)) != (NUM_JOINTS,):
                 raise ValueError(f"{name} must have shape ({NUM_JOINTS},), got {np.shape(getattr(self, name))}")

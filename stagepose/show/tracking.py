@@ -22,6 +22,7 @@ rather than shrinking onto that part.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 
 from stagepose.config import check_range
-from stagepose.show.search import search_windows
+from stagepose.show.search import search_windows, standing_windows, zone_bounds
 from stagepose.transforms import CROP_MARGIN, box_with_aspect, person_box
 
 
@@ -46,14 +47,28 @@ class TrackingConfig:
         min_box_fraction: the crop is never smaller than this fraction of the frame height (a floor
             against a partial pose, e.g. only the upper body found, shrinking the crop frame by frame).
         lost_after_frames: consecutive misses before the crop goes back to the zone.
+        reacquire_frames: for this many frames after losing a performer, the track looks where they were
+            last seen (its crop is their last box, grown by half) and takes only a pose within ``gate``
+            of that place, so a look-alike elsewhere in the zone (a bystander, a mannequin) cannot take
+            the name in the moment the performer is hidden; after that, any qualifying pose.
         box_smoothing: 0 = jump to the new box, towards 1 = move the box slowly (less crop jitter).
         search_windows: extra crops per frame, for the whole show, that searching performers share (the
             zone box of each is always tried): bounds the batch, so the frame time stays flat.
-        search_heights: window heights to search at, as fractions of the frame height (largest first).
+        search_heights: window heights to search at, as fractions of the frame height (largest first),
+            for a camera without a stage calibration.
+        performer_height_m: with a stage calibration, windows frame a person this tall standing at
+            each floor point of the zone (`stagepose.show.search.standing_windows`) instead.
         gate: a pose whose centre is further than this many pose heights from where the track predicts
             the performer is not taken for that performer.
         overlap: two poses whose matching joints lie on average within this many pose heights of each
             other are the same person (one track keeps the name, the other searches again).
+        body_radius: how far from a pose's bones (in its heights) still counts as its body
+            (`stagepose.show.bodies`): used to tell one person's partial or mixed pose from another
+            person, and to find the joints of a performer that lie on someone in front (occluded).
+        body_share: a pose with at least this fraction of its seen joints on another's body is that
+            person.
+        occlusion: the joints a performer's pose puts on the body of another performer standing in
+            front (lower in the image) are occluded: not measurements (confidence 0, never followed).
     """
 
     min_confidence: float = 0.3
@@ -61,11 +76,16 @@ class TrackingConfig:
     box_margin: float = CROP_MARGIN
     min_box_fraction: float = 0.2
     lost_after_frames: int = 3
+    reacquire_frames: int = 30
     box_smoothing: float = 0.3
     search_windows: int = 4
     search_heights: tuple[float, ...] = (0.8, 0.55, 0.35)
+    performer_height_m: float = 1.75
     gate: float = 0.5
     overlap: float = 0.15
+    body_radius: float = 0.08
+    body_share: float = 0.8
+    occlusion: bool = True
 
     def __post_init__(self) -> None:
         # every bound is checked with check_range, which also refuses NaN and inf (nan < 1 is False)
@@ -76,6 +96,8 @@ class TrackingConfig:
         check_range("min_box_fraction", self.min_box_fraction, 0.0, 1.0, low_open=True)
         if not 1 <= self.lost_after_frames <= 100_000:
             raise ValueError(f"lost_after_frames must be in 1..100000, got {self.lost_after_frames}")
+        if not 0 <= self.reacquire_frames <= 100_000:
+            raise ValueError(f"reacquire_frames must be in 0..100000, got {self.reacquire_frames}")
         check_range("box_smoothing", self.box_smoothing, 0.0, 0.999)
         if not 0 <= self.search_windows <= 64:
             raise ValueError(f"search_windows must be in 0..64, got {self.search_windows}")
@@ -83,8 +105,14 @@ class TrackingConfig:
             raise ValueError(f"search_heights needs 1..8 fractions of the frame height, got {len(self.search_heights)}")
         for height in self.search_heights:
             check_range("search_heights", height, 0.05, 1.0)
+        check_range("performer_height_m", self.performer_height_m, 0.5, 3.0, unit="m")
         check_range("gate", self.gate, 0.0, 10.0, low_open=True)
         check_range("overlap", self.overlap, 0.0, 1.0, low_open=True)
+        check_range("body_radius", self.body_radius, 0.0, 1.0, low_open=True)
+        check_range("body_share", self.body_share, 0.0, 1.0, low_open=True)
+
+
+REACQUIRE_GROWTH = 1.5  # the crop while re-acquiring: the last box, this much larger
 
 
 @dataclass(frozen=True)
@@ -125,8 +153,10 @@ class PerformerTracker:
         self._misses = 0
         self.tracked = False
         self._centre: np.ndarray | None = None  # last accepted pose: centre and height
+        self._lost_at: tuple[np.ndarray, float] | None = None  # where the performer was last followed
+        self._since_lost = 0  # frames searched since then
         self._windows: list[CropBox] = []
-        self._windows_for: tuple[int, int] | None = None
+        self._windows_for: tuple[tuple[int, int], bool] | None = None
         self._next_window = 0
 
     @property
@@ -138,15 +168,33 @@ class PerformerTracker:
         """The box to cut from the next frame of ``frame_size`` (w, h)."""
         if self._box is not None:
             return self._box
+        if self._reacquiring:
+            centre, scale = self._lost_at  # type: ignore[misc]
+            side = min(REACQUIRE_GROWTH * scale, float(frame_size[1]))
+            w, h = box_with_aspect(side * self.input_aspect, side, self.input_aspect)
+            return CropBox((float(centre[0]), float(centre[1])), (w, h), "search")
         return self._zone_box(frame_size)
 
-    def windows(self, frame_size: tuple[int, int], count: int) -> list[CropBox]:
-        """The next ``count`` search windows of this track's zone, in rotation (a scan over sizes and places)."""
+    @property
+    def _reacquiring(self) -> bool:
+        return self._lost_at is not None and self._since_lost < self.config.reacquire_frames
+
+    def windows(
+        self, frame_size: tuple[int, int], count: int, head_of: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> list[CropBox]:
+        """The next ``count`` search windows of this track's zone, in rotation (a scan over sizes and places).
+
+        ``head_of`` (feet pixels -> head pixels of a performer standing there, from the camera's stage
+        calibration) sizes the windows by the floor; without it they are fractions of the frame height.
+        """
         if count <= 0:
             return []
-        if self._windows_for != frame_size:
-            self._windows = search_windows(self.zone, frame_size, self.config.search_heights, self.input_aspect)
-            self._windows_for, self._next_window = frame_size, 0
+        if self._windows_for != (frame_size, head_of is not None):
+            if head_of is not None:
+                self._windows = standing_windows(self.zone, frame_size, head_of, self.input_aspect)
+            else:
+                self._windows = search_windows(self.zone, frame_size, self.config.search_heights, self.input_aspect)
+            self._windows_for, self._next_window = (frame_size, head_of is not None), 0
         if not self._windows:
             return []
         count = min(count, len(self._windows))
@@ -164,7 +212,8 @@ class PerformerTracker:
         return bool(seen.sum() >= self.config.min_joints and self._inside_zone(joints[seen]))
 
     def prediction(self) -> tuple[np.ndarray, float] | None:
-        """Where the performer should be: (centre (x, y), scale in pixels), None while searching.
+        """Where the performer should be: (centre (x, y), scale in pixels); None while searching, except
+        in the first ``reacquire_frames`` frames after a loss, when it is where they were last followed.
 
         The centre is the last accepted pose's; the scale is the height of the crop that follows it (the
         pose box with the training margin, or the ``min_box_fraction`` floor). Between frames (16-40 ms)
@@ -173,9 +222,11 @@ class PerformerTracker:
         height in one frame and the extrapolation overshoots) and the pose's own height as the scale (a
         partial pose shrinks it, so the next whole pose looks far away).
         """
-        if self._centre is None or self._box is None:
-            return None
-        return self._centre, self._box.size[1]
+        if self._box is not None and self._centre is not None:
+            return self._centre, self._box.size[1]
+        if self._reacquiring:
+            return self._lost_at  # where they were last seen, for ``reacquire_frames`` frames
+        return None
 
     def update(self, joints: np.ndarray, confidence: np.ndarray, frame_size: tuple[int, int]) -> bool:
         """Take the pose decoded from this track's own crop; returns whether the performer is tracked.
@@ -194,12 +245,16 @@ class PerformerTracker:
         """This pose is the performer: follow it."""
         seen = self.seen(confidence, joints)
         self._centre, _ = pose_centre(joints, seen)
+        self._lost_at = None
         self._misses = 0
         self.tracked = True
         self._box = self._follow(joints[seen], frame_size)
 
     def miss(self) -> bool:
         """No pose for this performer in this frame; returns whether it still counts as tracked."""
+        if self._box is None:  # searching already
+            self._since_lost += 1
+            return False
         self._misses += 1
         if self._misses >= self.config.lost_after_frames:
             self.lose()
@@ -207,6 +262,8 @@ class PerformerTracker:
 
     def lose(self) -> None:
         """Back to searching now (another track has this person, or too many misses)."""
+        if self._box is not None and self._centre is not None:  # was following: remember where
+            self._lost_at, self._since_lost = (self._centre, self._box.size[1]), 0
         self.tracked = False
         self._box = None  # back to the zone: re-acquire
         self._misses = 0
@@ -219,12 +276,7 @@ class PerformerTracker:
 
     def _zone_box(self, frame_size: tuple[int, int]) -> CropBox:
         """The zone's bounding box (looser than a training crop: see the module docstring)."""
-        width, height = frame_size
-        if self.zone is None:
-            x0, y0, x1, y1 = 0.0, 0.0, float(width), float(height)
-        else:
-            x0, y0 = self.zone.min(axis=0)
-            x1, y1 = self.zone.max(axis=0)
+        x0, y0, x1, y1 = zone_bounds(self.zone, frame_size)
         size = box_with_aspect(max(x1 - x0, 1.0), max(y1 - y0, 1.0), self.input_aspect)
         return CropBox(((x0 + x1) / 2, (y0 + y1) / 2), size, "zone")
 

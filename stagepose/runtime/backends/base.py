@@ -48,6 +48,10 @@ class InferenceSettings:
         cuda_graph: replay CUDA graphs per batch size (TensorRT and torch on CUDA).
         threads: CPU threads for ONNX Runtime intra-op / torch, 1..256 (None: number of usable cores,
             at most 8).
+        spin_wait: let ONNX Runtime's CPU worker threads busy-wait for work between operators. A little
+            faster for the model alone, but in a show they keep the cores busy while the cameras'
+            decoding threads need them, which makes every frame later (see the README's latency
+            table); off by default.
     """
 
     backend: BackendName = "auto"
@@ -55,6 +59,7 @@ class InferenceSettings:
     fp16: bool = False
     cuda_graph: bool = False
     threads: int | None = None
+    spin_wait: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "tensorrt", "onnxruntime", "torch"):

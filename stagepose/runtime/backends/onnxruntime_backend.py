@@ -56,6 +56,8 @@ class OnnxRuntimeBackend(Backend):
         options.intra_op_num_threads = cfg.threads or default_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: provider chatter would flood the show log
+        # idle workers sleep instead of spinning: the cores go to the decoding threads (InferenceSettings)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if cfg.spin_wait else "0")
         self.threads = options.intra_op_num_threads
 
         providers = self._providers(cfg, device, fp16)

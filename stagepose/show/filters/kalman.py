@@ -2,6 +2,8 @@
 
 Every joint has its own filter whose state is position and velocity (constant-velocity model, ``cv``)
 or position, velocity and acceleration (``ca``), x and y together: ``[px, py, vx, vy(, ax, ay)]``.
+The same filter runs on 3D joints (``axes=3``: x, y, z, e.g. triangulated metres, see
+`stagepose.multiview.smoothing`); every axis has the same model and noise, so nothing else changes.
 Between frames the state is predicted over the real time step dt from the capture timestamps; the
 process noise Q is the continuous white-noise model (acceleration for cv, jerk for ca) integrated over
 dt, so two short steps and one long step grow the uncertainty alike and a dropped frame is a longer
@@ -17,8 +19,8 @@ All joints are stepped together in numpy (one batched predict and update per fra
 over joints). The filters are the same as one ``filterpy.kalman.KalmanFilter`` per joint (the tests
 check this to 1e-6): F and Q are ``kron(F1, I2)`` and ``kron(Q1, I2)`` of the one-axis matrices, H
 picks the position and R is the same on both axes, so x and y never correlate and share one
-covariance. The state is therefore kept per axis: means (K, order, 2) with the axis last and one
-(K, order, order) covariance per joint, half the work of the full (K, 2*order, 2*order) form, which
+covariance. The state is therefore kept per axis: means (K, order, A) with the A axes last and one
+(K, order, order) covariance per joint, half the work of the full (K, A*order, A*order) form, which
 ``_states()`` rebuilds for the offline RTS smoother.
 """
 
@@ -28,7 +30,7 @@ import math
 
 import numpy as np
 
-from stagepose.show.filters.base import TIME_EPS_S, JointSmoother, SmoothedPose
+from stagepose.show.filters.base import TIME_EPS_S, JointSmoother, SmoothedPose, check_inputs
 from stagepose.show.filters.config import KalmanConfig
 from stagepose.skeleton import NUM_JOINTS
 
@@ -75,19 +77,22 @@ def axis_transition(order: int, dt: float, q: float) -> tuple[np.ndarray, np.nda
     return f1, q1 * q
 
 
-def transition(order: int, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """State transition F and process noise Q of one joint (both axes) over a step of ``dt`` seconds.
+def transition(order: int, dt: float, q: float, axes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """State transition F and process noise Q of one joint (all axes) over a step of ``dt`` seconds.
 
     Args:
         order: 2 (cv) or 3 (ca).
         dt: time step in seconds (>= 0).
         q: spectral density of the white noise on the highest derivative.
+        axes: coordinates per joint (2: image or floor, 3: world).
 
     Returns:
-        F, Q: (2*order, 2*order) each, for the state ``[px, py, vx, vy(, ax, ay)]``.
+        F, Q: (axes*order, axes*order) each, for the state ``[px, py, vx, vy(, ax, ay)]`` (2 axes;
+        ``[px, py, pz, vx, ...]`` for 3).
     """
     f1, q1 = axis_transition(order, dt, q)
-    return np.kron(f1, _EYE2), np.kron(q1, _EYE2)
+    eye = _EYE2 if axes == 2 else np.eye(axes)
+    return np.kron(f1, eye), np.kron(q1, eye)
 
 
 class KalmanSmoother(JointSmoother):
@@ -97,15 +102,20 @@ class KalmanSmoother(JointSmoother):
         >>> smoother = KalmanSmoother(KalmanConfig())
         >>> pose = smoother.update(frame.t_capture, joints_px, confidence)   # (16, 2), (16,)
         >>> ahead = smoother.forecast(time.time())                           # latency compensation
+
+    With ``axes=3`` it takes and returns (K, 3) joints (positions, velocities) and is otherwise the same.
     """
 
     supports_forecast = True
 
-    def __init__(self, config: KalmanConfig, num_joints: int = NUM_JOINTS) -> None:
+    def __init__(self, config: KalmanConfig, num_joints: int = NUM_JOINTS, axes: int = 2) -> None:
         super().__init__(num_joints)
+        if axes not in (2, 3):
+            raise ValueError(f"axes must be 2 or 3, got {axes}")
         self.config = config
+        self.axes = axes
         self._order = model_order(config)
-        self._dim = 2 * self._order
+        self._dim = axes * self._order
         self._q = config.q
         self._eye = np.eye(self._order)
         # Covariance of a freshly started joint, less its position variance (set from the confidence).
@@ -116,12 +126,12 @@ class KalmanSmoother(JointSmoother):
         self._reset_state()
 
     def _reset_state(self) -> None:
-        k, n = self.num_joints, self._order
-        self._x = np.zeros((k, n, 2))  # per joint: [p, v(, a)] x [x, y]; stale while not active
-        self._p = np.zeros((k, n, n))  # per joint: the covariance shared by both axes
+        k, n, a = self.num_joints, self._order, self.axes
+        self._x = np.zeros((k, n, a))  # per joint: [p, v(, a)] x [x, y(, z)]; stale while not active
+        self._p = np.zeros((k, n, n))  # per joint: the covariance shared by all axes
         self._active = np.zeros(k, dtype=bool)  # the joint's filter holds a live state
         self._t_measured = np.full(k, -math.inf)  # last time each joint was measured
-        self._held = np.full((k, 2), np.nan)  # last position, reported while lost
+        self._held = np.full((k, a), np.nan)  # last position, reported while lost
         self._started = np.zeros(k, dtype=bool)  # (re)initialised in the latest step (for RTS)
 
     def _step(self, t: float, z: np.ndarray, c: np.ndarray) -> SmoothedPose:
@@ -169,12 +179,28 @@ class KalmanSmoother(JointSmoother):
         self._held = pose.position  # read-only, and only ever replaced
         return pose
 
+    def update(self, t_capture: float, joints: np.ndarray, confidence: np.ndarray) -> SmoothedPose:
+        """Add one frame's measurements: joints (K, axes), NaN where missing; see `JointSmoother.update`."""
+        if self.axes == 2:
+            return super().update(t_capture, joints, confidence)
+        # The shared check validates the time and confidence; its joint-shape check is for (K, 2) joints.
+        z = np.array(joints, dtype=np.float64)
+        if z.shape != (self.num_joints, self.axes):
+            raise ValueError(f"joints must have shape ({self.num_joints}, {self.axes}), got {z.shape}")
+        t, _, c = check_inputs(t_capture, z[:, :2], confidence, self.num_joints)
+        if self._last is not None and t < self._t_state():
+            self.out_of_order += 1
+            return self._last
+        self._last = self._step(t, z, c)
+        return self._last
+
     def _states(self) -> tuple[np.ndarray, np.ndarray]:
-        """(K, 2*order) means and (K, 2*order, 2*order) covariances in the ``[px, py, vx, vy(, ax, ay)]``
+        """(K, A*order) means and (K, A*order, A*order) covariances in the ``[px, py, vx, vy(, ax, ay)]``
         layout of ``transition()`` (stale for joints not active)."""
-        k, n = self.num_joints, self._order
-        x = self._x.reshape(k, 2 * n)  # order-major, axis-minor: exactly [px, py, vx, vy, ...]
-        p = (self._p[:, :, None, :, None] * _EYE2[None, None, :, None, :]).reshape(k, 2 * n, 2 * n)
+        k, n, a = self.num_joints, self._order, self.axes
+        eye = _EYE2 if a == 2 else np.eye(a)
+        x = self._x.reshape(k, a * n)  # order-major, axis-minor: exactly [px, py, vx, vy, ...]
+        p = (self._p[:, :, None, :, None] * eye[None, None, :, None, :]).reshape(k, a * n, a * n)
         return x.copy(), p
 
     def _pose(self, t: float, measured: np.ndarray, x: np.ndarray, p: np.ndarray) -> SmoothedPose:

@@ -273,12 +273,12 @@ class FileSource(_PyAVSource):
                         stream_s = (last_s + period) if last_s is not None else 0.0
                     if first_s is None:
                         first_s = stream_s
+                    image = self._to_bgr(frame)  # before the wait: the frame leaves at its capture time
+                    if image is None:
+                        continue
                     t_capture = self._pace(offset + stream_s - first_s)
                     if t_capture is None:
                         return None
-                    image = self._to_bgr(frame)
-                    if image is None:
-                        continue
                     if not self._publish(image, t_capture):
                         return None
                     last_s = stream_s
