@@ -154,6 +154,19 @@ def test_a_crossing_does_not_swap_names() -> None:
         tracks = got
 
 
+def test_with_floor_positions_the_nearest_on_the_stage_wins() -> None:
+    # Two people overlap in the image (the one behind stands higher up, 60 px away); on the floor they are
+    # 3 m apart. The track followed the one at (1.0, 2.0) m: the image alone would pick the nearer pose.
+    behind = dataclasses.replace(_pose((600, 500)), floor=np.array([1.0, 5.0]))
+    front = dataclasses.replace(_pose((660, 520)), floor=np.array([1.1, 2.1]))
+    image_only = TrackView((np.array([605.0, 500.0]), 500.0), 0, [True, True])
+    on_floor = dataclasses.replace(image_only, floor=(np.array([1.0, 2.0]), 1.75))  # tracking.assign_on_floor
+    assert assign([image_only], [behind, front], gate=0.5, same=SAME) == [0]
+    assert assign([on_floor], [behind, front], gate=0.5, same=SAME) == [1]
+    # 3 m away is beyond the gate (0.5 x 1.75 m): not that performer, however near in the image
+    assert assign([on_floor], [behind], gate=0.5, same=SAME) == [None]
+
+
 def test_a_bystander_outside_every_zone_is_never_named() -> None:
     tracking = TrackingConfig()
     left, right = (PerformerTracker(tracking, 1.0, np.array(z, np.float32)) for z in (LEFT, RIGHT))

@@ -3,7 +3,11 @@
 Every crop of a camera (each track's own crop and the search windows) gives one candidate pose.
 Tracks that follow someone take candidates by predicted position first, nearest first (a crossing
 does not swap names: each name goes to the pose nearest where that performer was heading, and a pose
-further than ``gate`` pose heights from a prediction is not that performer). Two candidates of one
+further than ``gate`` pose heights from a prediction is not that performer). With
+``tracking.assign_on_floor`` and a stage calibration, where both the prediction and the pose have a floor
+position, the distance is measured on the stage floor instead, in performer heights (two people one
+behind the other overlap in the image but stand metres apart on the floor); off by default, see
+`stagepose.show.tracking.TrackingConfig`. Two candidates of one
 person (`SamePerson`: their joints coincide, or most joints of one lie on the other's body, as when a
 crop holding two people gives one person's upper body at the wrong scale) can go to one track only, so
 when two tracks lock onto one person the one whose prediction agrees better keeps the name. Searching
@@ -29,6 +33,7 @@ class Candidate:
     joints: np.ndarray
     confidence: np.ndarray
     seen: np.ndarray
+    floor: np.ndarray | None = None  # stage floor (x, y) metres, with a stage calibration
 
     @property
     def centre(self) -> np.ndarray:
@@ -57,11 +62,25 @@ class TrackView:
         prediction: (centre (x, y), pose height) where the performer should be; None while searching.
         own: index of the candidate from this track's own crop.
         qualifies: per candidate, whether it may be this performer (enough joints, inside the zone).
+        floor: (stage floor (x, y) metres, performer height in metres) of the prediction, with a stage
+            calibration; None otherwise.
     """
 
     prediction: tuple[np.ndarray, float] | None
     own: int
     qualifies: Sequence[bool]
+    floor: tuple[np.ndarray, float] | None = None
+
+
+def distance(track: TrackView, candidate: Candidate) -> float:
+    """How far a candidate is from a track's prediction, in performer heights: on the stage floor when
+    both have a floor position, else in the image (in predicted pose heights)."""
+    if track.floor is not None and candidate.floor is not None:
+        place, tall = track.floor
+        return float(np.linalg.norm(candidate.floor - place)) / max(tall, 1e-6)
+    assert track.prediction is not None
+    centre, height = track.prediction
+    return float(np.linalg.norm(candidate.centre - centre)) / max(height, 1.0)
 
 
 def poses_overlap(a: Candidate, b: Candidate, fraction: float) -> bool:
@@ -125,10 +144,9 @@ def assign(
     for t, track in enumerate(tracks):
         if track.prediction is None:
             continue
-        centre, height = track.prediction
         for c, candidate in enumerate(candidates):
             if track.qualifies[c]:
-                cost = float(np.linalg.norm(candidate.centre - centre)) / max(height, 1.0)
+                cost = distance(track, candidate)
                 if cost <= gate:
                     pairs.append((cost, t, c))
     for _, t, c in sorted(pairs):

@@ -54,6 +54,7 @@ class _Track:
     tracker: PerformerTracker
     smoother: JointSmoother
     results: int = 0
+    floor: np.ndarray | None = None  # stage floor (x, y) of the last pose taken, with a stage calibration
 
 
 @dataclass
@@ -331,18 +332,25 @@ class PosePipeline:
         state = self._cameras[frame.camera_id]
         size = (frame.width, frame.height)
         tracking = self.show.tracking
+        mapper = state.mapper if state.mapper is not None and state.mapper.has_stage else None
+        # floor positions only matter to tell performers apart, and only when the show asks
+        several = len(state.tracks) > 1 and tracking.assign_on_floor
         candidates = []
         for j, c in zip(joints, confidence):
             seen = (c >= tracking.min_confidence) & np.isfinite(j).all(axis=1)
-            candidates.append(Candidate(j, c, seen))
-        views = [
-            TrackView(
-                prediction=tr.tracker.prediction(),
+            floor = mapper.floor_position(j, c, tracking.min_confidence) if mapper and several else None
+            candidates.append(Candidate(j, c, seen, None if floor is None else np.asarray(floor)))
+        views = []
+        for k, tr in enumerate(state.tracks):
+            prediction = tr.tracker.prediction()
+            if prediction is None:
+                tr.floor = None
+            views.append(TrackView(
+                prediction=prediction,
                 own=own[k],
                 qualifies=[tr.tracker.qualifies(c.joints, c.confidence) for c in candidates],
-            )
-            for k, tr in enumerate(state.tracks)
-        ]
+                floor=None if tr.floor is None else (tr.floor, tracking.performer_height_m),
+            ))  # fmt: skip
         same = SamePerson(tracking.overlap, tracking.body_radius, tracking.body_share)
         taken = assign(views, candidates, gate=tracking.gate, same=same)
         hidden = self._occluded(taken, candidates)
@@ -354,6 +362,7 @@ class PosePipeline:
                 measured = np.where(hidden[k], 0.0, measured)
             if choice is not None and int((measured >= tracking.min_confidence).sum()) >= tracking.min_joints:
                 track.tracker.accept(joints[choice], measured, size)
+                track.floor = candidates[choice].floor  # None without feet or calibration: image distance
                 tracked = True
             elif choice is None and views[k].prediction is not None and any(
                 c is not None and same(candidates[own[k]], candidates[c]) for c in taken
