@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="bench_command")
     _register_model(sub)
     _register_pipeline(sub)
+    _register_live(sub)
     _register_sources(sub)
     _register_train(sub)
     _register_gpu(sub)
@@ -172,6 +173,48 @@ def _pipeline(args: argparse.Namespace) -> int:
     _print_json(bench_pipeline(show, video, args.frames, monitor_wait_s=wait, loop=args.loop,
                                monitor_client=args.monitor_client))  # fmt: skip
     return 0
+
+
+# -------------------------------------------------------------------------------------------- live
+
+
+def _register_live(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "live",
+        help="capture-to-send latency of a show run live for a while (the status line's numbers, as JSON)",
+        description="Run the show as `stagepose live` does (cameras in real time, OSC sent, record written) for "
+        "--duration seconds, without the status board, and print the capture-to-send latency per camera, the "
+        "frames processed per second and the pipeline stage times. Run it on a quiet machine: what else runs "
+        "shares the cores.",
+    )
+    parser.add_argument("--show", required=True, type=Path, help="show config YAML")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds to run (15)")
+    parser.add_argument("--spin-wait", action="store_true",
+                        help="ONNX Runtime workers busy-wait between operators (model.spin_wait: true)")  # fmt: skip
+    parser.set_defaults(func=_live)
+
+
+def _live(args: argparse.Namespace) -> int:
+    import dataclasses
+    import io
+
+    from stagepose.errors import ConfigError
+    from stagepose.show.config import load_show
+    from stagepose.show.live import run_live
+
+    if not 0 < args.duration <= 3600:
+        raise ConfigError(f"--duration {args.duration}: must be in (0, 3600] seconds")
+    show = load_show(args.show)
+    model = dataclasses.replace(show.model, spin_wait=True) if args.spin_wait else show.model
+    show = dataclasses.replace(show, model=model, run=dataclasses.replace(show.run, max_duration_s=args.duration))
+    summary = run_live(show, status_stream=io.StringIO())
+    _print_json({
+        "show": str(args.show), "duration_s": args.duration, "backend": summary.backend,
+        "spin_wait": show.model.spin_wait, "stopped_by": summary.stopped_by,
+        "fps": {cid: round(n / args.duration, 1) for cid, n in summary.frames.items()},
+        "capture_to_send_ms": summary.latency_ms, "stages_ms": summary.stage_ms,
+    })  # fmt: skip
+    return 0 if not summary.show_failed else 3
 
 
 # ----------------------------------------------------------------------------------------- sources

@@ -134,3 +134,20 @@ def test_gpu_dry_run_on_the_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[st
     entry = report["presets"]["lshm-2"]
     assert entry["weights"] == "random-init" and "fp16_vs_fp32" not in entry
     assert set(entry["latency_ms"]) == {"fp32/eager/b1", "fp32/graph/b1", "fp16/eager/b1", "fp16/graph/b1"}
+
+
+def test_live_on_the_demo_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    show = yaml.safe_load(DEMO.read_text())
+    show["cameras"][0]["uri"] = f"{CLIP}?loop=true&pacing=realtime"
+    show["model"]["path"] = str(ONNX)
+    show["outputs"]["osc"][0]["port"] = 9  # the discard port
+    show["outputs"]["record"]["path"] = str(tmp_path / "keypoints.jsonl")
+    (tmp_path / "show.yaml").write_text(yaml.safe_dump(show))
+    rc, report, _ = _run(["bench", "live", "--show", str(tmp_path / "show.yaml"), "--duration", "2"], capsys)
+    assert rc == 0 and report["stopped_by"] == "max_duration_s reached" and report["spin_wait"] is False
+    latency = report["capture_to_send_ms"]["cam1"]
+    assert latency["count"] > 0 and 0 < latency["p50_ms"] <= latency["p95_ms"] and report["fps"]["cam1"] > 0
+    assert {"crop", "infer", "decode", "filter"} <= set(report["stages_ms"])
+    assert (tmp_path / "keypoints.jsonl").stat().st_size > 0  # the show ran whole: the record was written
