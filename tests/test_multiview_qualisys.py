@@ -38,8 +38,9 @@ POSTS_PX = np.array(
         [[828.0, 861.0], [608.0, 921.0]],  # cam04
     ]
 )
+FRAMES = 8  # the first frames of each clip, for the shipped model's test
 TOL_PX = 15.0  # hand reading (+-3 px) plus the calibration's own residual on this recording
-TOL_MODEL_PX = 15.0  # median over the views used of the model's joints, frame 0
+TOL_MODEL_PX = 15.0  # median over the views used of the model's joints, frames 0-7
 
 
 @pytest.fixture(scope="module")
@@ -109,19 +110,24 @@ def test_floor_mapping_agrees_with_the_extrinsics(imported) -> None:
 
 
 @pytest.mark.skipif(not CLIPS.is_dir(), reason=f"pose2sim clips not found at {CLIPS}")
-def test_the_shipped_model_on_frame_0_triangulates_consistently(imported) -> None:
+def test_the_shipped_model_on_the_first_frames_triangulates_consistently(imported) -> None:
     from stagepose.multiview.measure import _open_backend, clip_poses
 
     model = ROOT / "engines" / "lshm2_campaign_lspet_128.onnx"
     rig = Rig.load([imported / f"{c}.yaml" for c in CAMERAS])
     with _open_backend(model) as backend:
-        clips = [clip_poses(CLIPS / f"{c}.mp4", model, c, max_frames=1, backend=backend) for c in CAMERAS]
-    joints = np.stack([c.joints[0] for c in clips])
-    conf = np.stack([c.confidence[0] for c in clips])
-    result = triangulate_performers(rig, {"performer": (joints, conf)})["performer"]
-    used = np.where(result.views, result.view_error_px, np.nan)
-    assert result.ok.sum() >= 8  # the model is modest (frame 0 is a whole-frame crop): about 13 of 16
-    assert np.nanmedian(used) < TOL_MODEL_PX
+        clips = [clip_poses(CLIPS / f"{c}.mp4", model, c, max_frames=FRAMES, backend=backend) for c in CAMERAS]
+    counts, errors = [], []
+    for k in range(FRAMES):
+        joints = np.stack([c.joints[k] for c in clips])
+        conf = np.stack([c.confidence[k] for c in clips])
+        result = triangulate_performers(rig, {"performer": (joints, conf)})["performer"]
+        counts.append(int(result.ok.sum()))
+        errors.extend(result.view_error_px[result.views].tolist())
+    # the model is modest and a frame's count varies (step 6,372: 5-11 joints a frame, median 9, over frames
+    # 0-7; frame 0 is a whole-frame crop): the median frame triangulates at least 6 joints, consistently
+    assert np.median(counts) >= 6, counts
+    assert np.median(errors) < TOL_MODEL_PX
 
 
 def _qca(tmp_path: Path, text: str) -> Path:

@@ -338,9 +338,9 @@ def draw_aid(frame: np.ndarray, spec: StagePoints, lens: Intrinsics | None, came
         dist = lens.dist if lens is not None else None
         pose = look_at_pose(guess.position, guess.look_at, guess.roll_deg, guess.left_handed)
         project = FloorProjector.from_pose(pose, K, dist, (w, h))
-        xy = np.array([p.stage for p in spec.points] + [guess.look_at])
+        xy = np.array([p.floor for p in spec.points] + [guess.look_at])
         draw_stage_grid(image, project, _grid_extent(xy, spec.grid_step_m, 2 * spec.grid_step_m), spec.grid_step_m)
-        for p, px in zip(spec.points, project(np.array([p.stage for p in spec.points]))):
+        for p, px in zip(spec.points, project(np.array([p.floor for p in spec.points]))):
             if _inside(px, (w, h), 0):
                 expected[p.name] = px
                 _marker(image, px, EXPECTED, p.name, "circle")
@@ -386,7 +386,7 @@ def draw_aid(frame: np.ndarray, spec: StagePoints, lens: Intrinsics | None, came
             status, colour = f"expect ~({e[0]:.0f}, {e[1]:.0f})", EXPECTED
         else:
             status, colour = "to find", TEXT
-        lines.append((f"{p.name[:12]}\t{p.stage[0]:.2f}, {p.stage[1]:.2f}\t{status}", colour))
+        lines.append((f"{p.name[:12]}\t{p.floor[0]:.2f}, {p.floor[1]:.2f}\t{status}", colour))
     if spec.origin:
         lines += [("", TEXT)] + [(t, TEXT) for t in textwrap.wrap(f"origin: {spec.origin}", 60)]
     title = f"stagepose stage grid aid{' - ' + camera if camera else ''}"
@@ -399,7 +399,7 @@ def draw_check(frame: np.ndarray, spec: StagePoints, lens: Intrinsics, fit: Stag
     image = _dimmed(frame)
     draw_pixel_grid(image)
     project = FloorProjector.from_homography(fit.H, lens.K, lens.dist, (w, h), fit.stage_xy)
-    xy = np.array([p.stage for p in spec.points])
+    xy = np.array([p.floor for p in spec.points])
     draw_stage_grid(image, project, _grid_extent(xy, spec.grid_step_m, spec.grid_step_m), spec.grid_step_m)
     fitted = project(fit.stage_xy)
     for name, px, fx, err in zip(fit.names, fit.pixels, fitted, fit.errors_cm):
@@ -410,7 +410,7 @@ def draw_check(frame: np.ndarray, spec: StagePoints, lens: Intrinsics, fit: Stag
     predicted: dict[str, np.ndarray] = {}
     unmarked = [p for p in spec.points if p.pixel is None]
     if unmarked:
-        for p, px in zip(unmarked, project(np.array([p.stage for p in unmarked]))):
+        for p, px in zip(unmarked, project(np.array([p.floor for p in unmarked]))):
             if _inside(px, (w, h), 0):
                 predicted[p.name] = px
                 _marker(image, px, PREDICTED, p.name + "?", "circle")
@@ -441,6 +441,6 @@ def draw_check(frame: np.ndarray, spec: StagePoints, lens: Intrinsics, fit: Stag
             status, colour = f"predicted ({e[0]:.0f}, {e[1]:.0f})", PREDICTED
         else:
             status, colour = "not in view", TEXT
-        lines.append((f"{p.name[:12]}\t{p.stage[0]:.2f}, {p.stage[1]:.2f}\t{status}", colour))
+        lines.append((f"{p.name[:12]}\t{p.floor[0]:.2f}, {p.floor[1]:.2f}\t{status}", colour))
     title = f"stagepose stage check{' - ' + camera if camera else ''}"
     return _side_panel(image, title, lines)

@@ -23,7 +23,6 @@ where the pose puts its point). With fewer than six pixel positions it writes th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,69 +38,11 @@ from stagepose.calibration.files import (
     round_sig,
     save_calibration,
 )
-from stagepose.calibration.stage import CameraGuess, StagePoint, StagePoints
-from stagepose.config import Source, from_dict, load_yaml
+from stagepose.calibration.stage import StagePoints
 from stagepose.errors import ConfigError
 
 MIN_POINTS = 6
 WARN_RMS_PX = 3.0  # above this, a point or the lens is probably wrong
-
-
-@dataclass(frozen=True)
-class WorldPoint:
-    """A measured point: world position (metres; [x, y] on the floor or [x, y, z]) and its raw pixel."""
-
-    name: str
-    stage: tuple[float, ...]
-    pixel: tuple[float, float] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.name.strip():
-            raise ValueError("point name must not be empty")
-        if len(self.stage) not in (2, 3):
-            raise ValueError(f"stage must be [x, y] (on the floor) or [x, y, z] in metres, got {list(self.stage)}")
-        if not all(math.isfinite(v) for v in self.stage + (self.pixel or ())):
-            raise ValueError(f"point {self.name!r}: coordinates must be finite numbers")
-
-    @property
-    def world(self) -> tuple[float, float, float]:
-        """(x, y, z) metres; z = 0 for a floor point."""
-        return (self.stage[0], self.stage[1], self.stage[2] if len(self.stage) == 3 else 0.0)
-
-
-@dataclass(frozen=True)
-class WorldPoints:
-    """The points file (the keys of `calibrate stage`'s, with 3D points allowed)."""
-
-    points: tuple[WorldPoint, ...]
-    origin: str = ""
-    grid_step_m: float = 1.0
-    camera_guess: CameraGuess | None = None
-
-    def __post_init__(self) -> None:
-        if not self.points:
-            raise ValueError("'points' is empty: list the measured points with their world coordinates")
-        names = [p.name for p in self.points]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"point names must be unique, repeated: {repeated}")
-        if not 0.05 <= self.grid_step_m <= 20:
-            raise ValueError(f"grid_step_m must be between 0.05 and 20 m, got {self.grid_step_m}")
-
-    def as_stage_points(self) -> StagePoints:
-        """The same points as `calibrate stage` sees them (floor x, y), for its grid aid."""
-        return StagePoints(
-            points=tuple(StagePoint(p.name, (p.stage[0], p.stage[1]), p.pixel) for p in self.points),
-            origin=self.origin,
-            grid_step_m=self.grid_step_m,
-            camera_guess=self.camera_guess,
-        )
-
-
-def load_world_points(path: str | Path) -> tuple[WorldPoints, Source]:
-    """Read a points file; errors name the file, line and field."""
-    data, source = load_yaml(path)
-    return from_dict(WorldPoints, data, source), source
 
 
 @dataclass
@@ -247,23 +188,15 @@ def run_extrinsics(
     """
     from stagepose import __version__
     from stagepose.calibration import aid
-    from stagepose.calibration.stage import _load_intrinsics, _read_frame
+    from stagepose.calibration.stage import load_marked_points
 
     out = Path(out)
-    frame = _read_frame(image)
+    frame, spec, lens, existing, lens_from = load_marked_points(image, points, out, intrinsics)
     size = (int(frame.shape[1]), int(frame.shape[0]))
-    spec, source = load_world_points(points)
-    lens, existing, lens_from = _load_intrinsics(size, out, intrinsics)
-    for i, p in enumerate(spec.points):
-        if p.pixel is not None and not (0 <= p.pixel[0] < size[0] and 0 <= p.pixel[1] < size[1]):
-            raise ConfigError(
-                f"{source.where(('points', i, 'pixel'))}: point {p.name!r} pixel {list(p.pixel)} is outside "
-                f"the {size[0]}x{size[1]} frame {Path(image).name}"
-            )
     marked = [p for p in spec.points if p.pixel is not None]
     if len(marked) < MIN_POINTS:
         target = Path(aid_image) if aid_image is not None else out.with_name(out.stem + "_extrinsics_aid.png")
-        aid.write_image(target, aid.draw_aid(frame, spec.as_stage_points(), lens, camera=out.stem))
+        aid.write_image(target, aid.draw_aid(frame, spec, lens, camera=out.stem))
         lines = [
             f"not calibrated yet: {len(marked)} of {len(spec.points)} points have pixel positions (at least "
             f"{MIN_POINTS} needed)",
@@ -323,7 +256,7 @@ def report_lines(fit: PoseFit, calibration: CameraCalibration, lens_from: str) -
     return lines
 
 
-def draw_check(frame: np.ndarray, spec: WorldPoints, lens: Intrinsics, fit: PoseFit, camera: str = "") -> np.ndarray:
+def draw_check(frame: np.ndarray, spec: StagePoints, lens: Intrinsics, fit: PoseFit, camera: str = "") -> np.ndarray:
     """The check image: the world floor grid through the pose, marked pixels and reprojections, a side panel."""
     from stagepose.calibration import aid
     from stagepose.calibration.geometry import CameraPose
@@ -333,7 +266,7 @@ def draw_check(frame: np.ndarray, spec: WorldPoints, lens: Intrinsics, fit: Pose
     aid.draw_pixel_grid(image)
     pose = CameraPose(R=fit.R, t=fit.t)
     project = aid.FloorProjector.from_pose(pose, lens.K, lens.dist, (w, h))
-    xy = np.array([p.stage[:2] for p in spec.points])
+    xy = np.array([p.floor for p in spec.points])
     aid.draw_stage_grid(image, project, aid._grid_extent(xy, spec.grid_step_m, spec.grid_step_m), spec.grid_step_m)
     reprojected = pose.project(lens.K, lens.dist, fit.world)
     for name, px, rp, err in zip(fit.names, fit.pixels, reprojected, fit.errors_px):

@@ -19,6 +19,7 @@ With fewer than four pixel positions the command draws a grid aid instead of cal
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +57,36 @@ def _finite(values: tuple[float, ...], what: str) -> None:
 
 @dataclass(frozen=True)
 class StagePoint:
-    """A floor point: its stage position (metres) and, once read off the frame, its raw pixel position."""
+    """A measured point: its stage position in metres ([x, y] on the floor, or [x, y, height] above it)
+    and, once read off the frame, its raw pixel position. `calibrate stage` fits the floor points;
+    `calibrate extrinsics` uses all of them."""
 
     name: str
-    stage: tuple[float, float]
+    stage: tuple[float, ...]
     pixel: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValueError("point name must not be empty")
+        if len(self.stage) not in (2, 3):
+            raise ValueError(f"stage must be [x, y] (on the floor) or [x, y, height] in metres, got {list(self.stage)}")
         _finite(self.stage, "stage")
         if self.pixel is not None:
             _finite(self.pixel, "pixel")
+
+    @property
+    def floor(self) -> tuple[float, float]:
+        """(x, y) metres: the point, or the floor point below it."""
+        return (self.stage[0], self.stage[1])
+
+    @property
+    def world(self) -> tuple[float, float, float]:
+        """(x, y, height) metres; height 0 for a floor point."""
+        return (self.stage[0], self.stage[1], self.stage[2] if len(self.stage) == 3 else 0.0)
+
+    @property
+    def on_floor(self) -> bool:
+        return self.world[2] == 0.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +135,31 @@ class StagePoints:
             seen.add(p.name)
         if not 0.05 <= self.grid_step_m <= 20:
             raise ValueError(f"grid_step_m must be between 0.05 and 20 m, got {self.grid_step_m}")
+
+
+def load_marked_points(
+    image: str | Path, points: str | Path, out: Path, intrinsics: str | Path | None
+) -> tuple[np.ndarray, StagePoints, Intrinsics | None, CameraCalibration | None, str]:
+    """The frame, the points file, and the lens (`_load_intrinsics`), checked against each other.
+
+    Returns:
+        (frame, points, intrinsics or None, the calibration they came from, where from).
+
+    Raises:
+        ConfigError: unreadable frame or files, a lens measured at another resolution, or a point's pixel
+            outside the frame (file, line, field).
+    """
+    frame = _read_frame(image)
+    size = (int(frame.shape[1]), int(frame.shape[0]))
+    spec, source = load_points(points)
+    lens, existing, lens_from = _load_intrinsics(size, out, intrinsics)
+    for i, p in enumerate(spec.points):
+        if p.pixel is not None and not (0 <= p.pixel[0] < size[0] and 0 <= p.pixel[1] < size[1]):
+            raise ConfigError(
+                f"{source.where(('points', i, 'pixel'))}: point {p.name!r} pixel {list(p.pixel)} is outside "
+                f"the {size[0]}x{size[1]} frame {Path(image).name}"
+            )
+    return frame, spec, lens, existing, lens_from
 
 
 def load_points(path: str | Path) -> tuple[StagePoints, Source]:
@@ -352,17 +396,14 @@ def run_stage(
     from stagepose.calibration import aid
 
     out = Path(out)
-    frame = _read_frame(image)
+    frame, spec, lens, existing, lens_from = load_marked_points(image, points, out, intrinsics)
     size = (int(frame.shape[1]), int(frame.shape[0]))
-    spec, source = load_points(points)
-    lens, existing, lens_from = _load_intrinsics(size, out, intrinsics)
-    warnings: list[str] = []
-    for i, p in enumerate(spec.points):
-        if p.pixel is not None and not (0 <= p.pixel[0] < size[0] and 0 <= p.pixel[1] < size[1]):
-            raise ConfigError(
-                f"{source.where(('points', i, 'pixel'))}: point {p.name!r} pixel {list(p.pixel)} is outside "
-                f"the {size[0]}x{size[1]} frame {Path(image).name}"
-            )
+    warnings = [f"point {p.name!r} is {p.world[2]:.2f} m above the floor: left out of the floor fit (it serves "
+                f"`stagepose calibrate extrinsics`)" for p in spec.points if not p.on_floor]  # fmt: skip
+    floor_points = tuple(p for p in spec.points if p.on_floor)
+    if not floor_points:
+        raise ConfigError(f"{points}: no floor point (height 0): the stage calibration maps the floor")
+    spec = dataclasses.replace(spec, points=floor_points)
     marked = [p for p in spec.points if p.pixel is not None]
     unmarked = [p for p in spec.points if p.pixel is None]
 
@@ -395,7 +436,7 @@ def run_stage(
         )
     fit = fit_stage(
         [p.name for p in marked],
-        np.array([p.stage for p in marked]),
+        np.array([p.floor for p in marked]),
         np.array([p.pixel for p in marked]),
         lens.K,
         lens.dist,
