@@ -405,3 +405,44 @@ def test_broadcast_address_needs_the_broadcast_flag() -> None:
     with pytest.raises(ValueError, match="broadcast: true"):
         OscDestinationConfig(host="255.255.255.255")
     assert not OscDestinationConfig().broadcast
+
+
+# -- several cameras: /pose3d ---------------------------------------------------------------------------------
+
+
+def _frame_3d(performer: str = "alice", **kw) -> PerformerFrame:
+    joints3d = np.column_stack([np.linspace(-1, 1, 16), np.linspace(2, 3, 16), np.linspace(0, 1.8, 16)])
+    joints3d[4] = np.nan  # a joint without 2 good views
+    conf3d = np.linspace(0.5, 1.0, 16)
+    return make_frame(performer, joints3d=joints3d, confidence3d=conf3d, **kw)
+
+
+@pytest.mark.parametrize(
+    ("axes", "expected"),
+    [
+        ("world", lambda p: p),
+        ("touchdesigner", lambda p: np.column_stack([p[:, 0], p[:, 2], -p[:, 1]])),  # metres, Y up
+        ("unreal", lambda p: 100.0 * np.column_stack([p[:, 0], -p[:, 1], p[:, 2]])),  # cm, Z up, left-handed
+    ],
+)
+def test_pose3d_in_each_receivers_axes(axes: str, expected) -> None:  # type: ignore[no-untyped-def]
+    frame = _frame_3d()
+    got = messages(build_performer_packet(frame, OscDestinationConfig(axes=axes), SHOW_START, 0.0).datagram)
+    pose3d = np.array(got["/stagepose/alice/pose3d"].params, dtype=np.float64).reshape(16, 4)
+    assert tags(got["/stagepose/alice/pose3d"]) == "f" * 64
+    want = expected(np.asarray(frame.joints3d))
+    known = np.isfinite(want).all(axis=1)
+    np.testing.assert_allclose(pose3d[known, :3], want[known], rtol=FLOAT32_TOL, atol=1e-6)
+    np.testing.assert_allclose(pose3d[known, 3], np.asarray(frame.confidence3d)[known], rtol=FLOAT32_TOL)
+    assert (pose3d[4] == 0.0).all()  # not triangulated: (0, 0, 0) with confidence 0, never NaN
+
+
+def test_pose3d_fits_one_datagram_and_per_joint_messages_go_first() -> None:
+    name = "p" * 32  # the longest performer name
+    frame = _frame_3d(name, joints_stage=np.zeros((16, 2)), floor_position=(1.0, 2.0))
+    packet = build_performer_packet(frame, OscDestinationConfig(per_joint_messages=True), SHOW_START, 0.0)
+    got = messages(packet.datagram)
+    assert len(packet.datagram) <= MAX_DATAGRAM_BYTES and packet.per_joint_dropped
+    assert f"/stagepose/{name}/pose3d" in got and f"/stagepose/{name}/pose" in got
+    lost = messages(build_performer_packet(_frame_3d(tracked=False), OscDestinationConfig(), SHOW_START, 0.0).datagram)
+    assert (np.array(lost["/stagepose/alice/pose3d"].params).reshape(16, 4)[:, 3] == 0.0).all()

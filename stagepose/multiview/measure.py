@@ -240,10 +240,10 @@ def measure(rig: Rig, clips: Sequence[ClipPoses], settings: TriangulationSetting
     for f, group in enumerate(groups):
         pose = smoother.update(group.t, points[f], result.confidence.reshape(frames, NUM_JOINTS)[f])
         smoothed[f] = np.where(pose.quality[:, None] > 0, pose.position, np.nan)
-    return _report(rig, clips, result, points, smoothed, frames, report.skew_summary(), solve_ms, settings)
+    return triangulation_report(rig, clips, result, points, smoothed, frames, report.skew_summary(), solve_ms, settings)
 
 
-def _report(
+def triangulation_report(
     rig: Rig,
     clips: Sequence[ClipPoses],
     result: Triangulation,
@@ -254,6 +254,18 @@ def _report(
     solve_ms: float,
     settings: TriangulationSettings,
 ) -> dict[str, Any]:
+    """The numbers of the module docstring for one performer's F frames of C views.
+
+    Args:
+        rig: the cameras (C).
+        clips: the 2D poses per camera (for the 2D joint counts).
+        result: the triangulation of the F x K joints, frame after frame.
+        points: (F, K, 3) triangulated joints; smoothed: (F, K, 3) after the 3D Kalman filter (NaN where lost).
+        frames: F.
+        skew: the time skew summary of the matched frames (`MatchReport.skew_summary`).
+        solve_ms: time the triangulation took, all frames.
+        settings: the triangulation settings used.
+    """
     ok = result.ok
     used_err = np.where(result.views, result.view_error_px, np.nan)
     seen_err = result.view_error_px
@@ -284,6 +296,8 @@ def _report(
     ankles = points[:, [Joint.r_ankle, Joint.l_ankle], 2]
     both = np.isfinite(ankles).any(axis=1)
     lower = np.nanmin(np.where(np.isfinite(ankles[both]), ankles[both], np.inf), axis=1)  # the standing foot
+    if not len(lower):
+        lower = np.full(0, np.nan)
     return {
         "cameras": rig.names,
         "frames_matched": frames,
@@ -295,10 +309,10 @@ def _report(
             name: round(float(ok.reshape(frames, NUM_JOINTS)[:, j].mean()), 3) for j, name in enumerate(JOINT_NAMES)
         },  # fmt: skip
         "reprojection_px": {
-            "median_used": _round(float(np.nanmedian(used_err)), 2),
-            "p90_used": _round(float(np.nanpercentile(used_err, 90)), 2),
-            "median_rms_per_joint": _round(float(np.nanmedian(result.reprojection_px)), 2),
-            "median_all_views_that_saw_it": _round(float(np.nanmedian(seen_err)), 2),
+            "median_used": _round(_nanmedian(used_err), 2),
+            "p90_used": _percentiles(used_err.ravel(), (90,))["p90"],
+            "median_rms_per_joint": _round(_nanmedian(result.reprojection_px), 2),
+            "median_all_views_that_saw_it": _round(_nanmedian(seen_err), 2),
         },
         "per_camera": per_camera,
         "bones": bones,

@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--show", required=True, type=Path, help="show config YAML")
     check.add_argument("--model", action="store_true", help="also load the model and sidecar, run one inference")
     check.add_argument("--print", action="store_true", help="print the resolved config (with every default) as YAML")
+    check.add_argument("--input", nargs="+", type=Path, metavar="VIDEO", default=None,
+                       help="check as `replay --input VIDEO...` runs it: input i replaces camera i's feed")  # fmt: skip
     check.set_defaults(func=_check)
 
     replay = subparsers.add_parser(
@@ -53,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--osc", action="store_true", help="send OSC to the show's destinations while replaying")
     replay.add_argument("--rts", action="store_true", help="offline RTS smoothing for the overlay and a second record")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument("--max-frames", type=_positive_int, default=None, metavar="N",
+                        help="stop each input after N frames")  # fmt: skip
     add_monitor_argument(replay, "serve the monitor page (docs/monitor.md) while replaying (with --realtime to watch "
                           "at the video's pace)")  # fmt: skip
     replay.set_defaults(func=_replay)
@@ -67,6 +71,17 @@ def monitor_port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0..65535; 0: any free port)")
     return port
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of a count: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
 
 
 def add_monitor_argument(parser: argparse.ArgumentParser, what: str) -> None:
@@ -94,6 +109,11 @@ def _live(args: argparse.Namespace) -> int:
     from stagepose.show.live import run_live
 
     show = load_show(args.show)
+    if show.fused:
+        from stagepose.errors import ConfigError
+
+        raise ConfigError(f"{args.show}: the 'multiview:' section (3D from several cameras) runs in `stagepose replay` "
+                          "only for now; `live` would send each camera's 2D pose, not the fused one")  # fmt: skip
     if args.duration is not None:
         show = replace(show, run=replace(show.run, max_duration_s=args.duration))
     show = with_monitor(show, args.monitor)
@@ -115,7 +135,14 @@ def _check(args: argparse.Namespace) -> int:
     from stagepose.show.check import check_show
     from stagepose.show.config import load_show
 
-    show = load_show(args.show)
+    show = load_show(args.show, replay_inputs=len(args.input or []))
+    if args.input:
+        from dataclasses import replace
+
+        from stagepose.show.replay import replay_cameras
+
+        videos = {c.id: c for c in replay_cameras(show, args.input)}
+        show = replace(show, cameras=[videos.get(c.id, c) if c.enabled else c for c in show.cameras])
 
     def report(line: str) -> None:
         # With --print the whole output stays one valid YAML document: the report lines are comments.
@@ -151,7 +178,7 @@ def _replay(args: argparse.Namespace) -> int:
     show = load_show(args.show, replay_inputs=len(args.input))  # the inputs replace the cameras' feeds
     summary = run_replay(
         with_monitor(show, args.monitor), args.input, args.out, realtime=args.realtime, send_osc=args.osc,
-        rts=args.rts, progress=not args.no_progress, monitor=args.monitor is not None,
+        rts=args.rts, progress=not args.no_progress, monitor=args.monitor is not None, max_frames=args.max_frames,
     )  # fmt: skip
     print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in summary.__dict__.items()}, indent=2))
     return 0

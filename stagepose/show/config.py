@@ -188,6 +188,39 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class MultiviewConfig:
+    """Several calibrated cameras seeing the same performers, fused into one 3D pose per performer.
+
+    With this section a performer may name several cameras; every active camera then needs a calibration
+    file with ``extrinsics`` (all in one world frame). Each frame's 2D poses are associated across cameras,
+    triangulated (`stagepose.multiview.triangulate`) and smoothed in metres (`stagepose.multiview.smoothing`).
+
+    Attributes:
+        enabled: false turns the fusion off (a performer is then again followed by one camera only).
+        min_views: views a joint needs to be triangulated (2 or more).
+        max_reprojection_px: a view reprojecting further than this (pixels) is dropped from a joint.
+        min_confidence: a view's 2D joint below this heatmap confidence is not used.
+        association: how poses of different cameras are found to be one performer: ``by_name`` (the
+            performer names the zones under ``performers`` give).
+        fix_left_right: read a view whose whole pose has left and right swapped the other way round.
+    """
+
+    enabled: bool = True
+    min_views: int = 2
+    max_reprojection_px: float = 25.0
+    min_confidence: float = 0.2
+    association: Literal["by_name"] = "by_name"
+    fix_left_right: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("min_views", self.min_views, 2, 64)
+        check_range("max_reprojection_px", self.max_reprojection_px, 0.0, 10_000.0, low_open=True, unit=" px")
+        check_range("min_confidence", self.min_confidence, 0.0, 1.0)
+        if self.min_confidence >= 1.0:
+            raise ValueError(f"min_confidence must be below 1 (no joint would be used), got {self.min_confidence}")
+
+
+@dataclass(frozen=True)
 class ShowConfig:
     """A whole show. See ``show_configs/symphony.yaml`` for a commented example."""
 
@@ -201,6 +234,7 @@ class ShowConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     run: RunConfig = field(default_factory=RunConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    multiview: MultiviewConfig | None = None
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -233,11 +267,13 @@ class ShowConfig:
                                  f"have; cameras: {ids}")  # fmt: skip
         active = {c.id for c in self.active_cameras}
         shared = {p.name: sorted(set(p.cameras) & active) for p in cast if len(set(p.cameras) & active) > 1}
-        if shared:
+        if shared and not self.fused:
             raise ValueError(
-                f"a performer is followed by one active camera for now, but {shared} name several "
-                "(multi-view fusion is not supported yet): keep one camera per performer"
+                f"performers {shared} name several active cameras, which needs a 'multiview:' section "
+                "(3D from calibrated cameras); without one, keep one camera per performer"
             )
+        if self.fused and len(active) < 2:
+            raise ValueError(f"multiview needs at least 2 active cameras, the show has {len(active)}")
         unfollowed = sorted(active - {cid for p in cast for cid in p.cameras})
         if unfollowed:
             raise ValueError(f"active cameras {unfollowed} follow no performer: name them under a performer's "
@@ -253,6 +289,11 @@ class ShowConfig:
             for c in self.cameras
             if c.performer is not None
         ]
+
+    @property
+    def fused(self) -> bool:
+        """Whether the show fuses its cameras into 3D (a ``multiview`` section that is enabled)."""
+        return self.multiview is not None and self.multiview.enabled
 
     def performers_of(self, camera_id: str) -> list[PerformerConfig]:
         """The performers ``camera_id`` follows, in the order of the file."""
@@ -295,6 +336,7 @@ def load_show(path: str | Path, *, replay_inputs: int = 0) -> ShowConfig:
     if isinstance(data, dict) and "base_dir" in data:
         raise ConfigError(f"{source.where(('base_dir',))}: field 'base_dir': set by stagepose, not in the file")
     _check_cast(data, source)
+    _check_multiview_inputs(data, path, replay_inputs)
     replaced = _replaced_cameras(data, replay_inputs)
     for i in replaced:
         data["cameras"][i].setdefault("uri", "")
@@ -329,12 +371,36 @@ def _check_cast(data: Any, source: Source) -> None:
                                "saying who each camera follows)")  # fmt: skip
     if not isinstance(performers, list):
         return
+    multiview = data.get("multiview")
+    fused = isinstance(multiview, dict) and multiview.get("enabled", True) is not False
+    active = {c.get("id") for c in cameras if isinstance(c, dict) and c.get("enabled", True) is not False}
     for i, performer in enumerate(performers):
         named = performer.get("cameras") if isinstance(performer, dict) else None
         for camera_id in named if isinstance(named, dict) else ():
             if camera_id not in ids:
                 raise _field_error(source, ("performers", i, "cameras", str(camera_id)),
                                    f"no camera has id {camera_id!r}; the show's cameras: {ids}")  # fmt: skip
+        seen_by = sorted(str(c) for c in (named if isinstance(named, dict) else ()) if c in active)
+        if len(seen_by) > 1 and not fused:
+            raise _field_error(source, ("performers", i, "cameras"),
+                               f"names {len(seen_by)} active cameras {seen_by}: a performer seen by several "
+                               "cameras needs a 'multiview:' section (3D from calibrated cameras, see "
+                               "docs/multicamera.md); without one, keep one camera per performer")  # fmt: skip
+
+
+def _check_multiview_inputs(data: Any, path: Path, replay_inputs: int) -> None:
+    """A multiview show's replay needs one synchronised video per active camera."""
+    if not replay_inputs or not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
+        return
+    multiview = data.get("multiview")
+    if not isinstance(multiview, dict) or multiview.get("enabled", True) is False:
+        return
+    active = [c for c in data["cameras"] if isinstance(c, dict) and c.get("enabled", True) is not False]
+    if replay_inputs != len(active):
+        raise ConfigError(
+            f"{path}: {replay_inputs} input videos but the multiview show has {len(active)} active cameras: give "
+            "one synchronised video per camera, in the order of 'cameras' in the show file"
+        )
 
 
 def _replaced_cameras(data: Any, replay_inputs: int) -> set[int]:
@@ -393,6 +459,8 @@ def _check_files(config: ShowConfig, source: Source, replaced: set[int]) -> None
         _resolve(config, source, ("model", "engines_dir"), config.model.engines_dir)
     if config.outputs.record.path is not None:
         _resolve(config, source, ("outputs", "record", "path"), config.outputs.record.path)
+    if config.fused:
+        _check_multiview_calibrations(config, source)
     if config.needs_stage_calibration:
         missing = [c.id for c in config.active_cameras if c.calibration is None]
         if missing:
@@ -400,3 +468,27 @@ def _check_files(config: ShowConfig, source: Source, replaced: set[int]) -> None
                 f"{source.where(('outputs', 'osc'))}: an OSC destination uses coords: stage, but cameras "
                 f"{missing} have no calibration file; calibrate them or use coords: normalized"
             )
+
+
+def _check_multiview_calibrations(config: ShowConfig, source: Source) -> None:
+    """A multiview show: every active camera has a readable calibration with extrinsics."""
+    from stagepose.calibration.files import load_calibration
+
+    for i, camera in enumerate(config.cameras):
+        if not camera.enabled:
+            continue
+        if camera.calibration is None:
+            raise _field_error(source, ("cameras", i),
+                               "required field is missing: calibration (the show has a 'multiview:' section, "
+                               "which triangulates from every camera's calibration with extrinsics)")  # fmt: skip
+        key: KeyPath = ("cameras", i, "calibration")
+        path = _resolve(config, source, key, camera.calibration)
+        try:
+            calibration = load_calibration(path)
+        except (ConfigError, ValueError, OSError) as exc:
+            raise _field_error(source, key, str(exc)) from None
+        if calibration.extrinsics is None:
+            raise _field_error(source, key,
+                               f"{path} has no 'extrinsics' (the camera's place in the world frame), which the "
+                               "'multiview:' section needs; run `stagepose calibrate extrinsics` or `stagepose "
+                               "calibrate import-qualisys`")  # fmt: skip

@@ -237,6 +237,55 @@ class KeypointRecorder:
             occluded=result.occluded,
         )
 
+    def write_pose3d(
+        self,
+        *,
+        t_capture: float,
+        performer: str,
+        seq: int,
+        joints3d: np.ndarray,
+        confidence: np.ndarray,
+        raw3d: np.ndarray | None = None,
+        raw_confidence: np.ndarray | None = None,
+        views: list[list[str]] | None = None,
+        reprojection_px: np.ndarray | None = None,
+        swapped: list[str] | None = None,
+    ) -> None:
+        """Append one performer's 3D pose of one time step (a multiview show).
+
+        Args:
+            t_capture: capture time, Unix seconds.
+            performer: the performer's name.
+            seq: the time step.
+            joints3d: (16, 3) smoothed joints, metres in the calibration's world frame, MPII order (NaN: none
+                yet); written with ``confidence`` (16,) as ``joints3d``: 16 x [x, y, z, conf] (null coordinates
+                where missing).
+            raw3d, raw_confidence: the triangulated joints before smoothing (NaN where not triangulated).
+            views: per joint, the cameras it was triangulated from.
+            reprojection_px: (16,) RMS reprojection error over the views used, pixels (NaN: not triangulated).
+            swapped: cameras whose pose was read with left and right exchanged.
+        """
+
+        def rows(points: np.ndarray, conf: np.ndarray) -> list[list[float | None]]:
+            coords = _rounded(np.asarray(points, dtype=np.float64), 4)
+            return [[*xyz, round(float(c), 3) if math.isfinite(c) else 0.0] for xyz, c in zip(coords, conf)]
+
+        used = sorted({c for cams in views or [] for c in cams})
+        self._write(
+            {
+                "type": "pose3d",
+                "t_capture": round(t_capture, 6),
+                "performer": performer,
+                "seq": seq,
+                "joints3d": rows(joints3d, confidence),
+                "raw3d": None if raw3d is None or raw_confidence is None else rows(raw3d, raw_confidence),
+                "views": views,
+                "views_used": used,
+                "reprojection_px": _scalars(reprojection_px, 2),
+                "swapped": swapped or [],
+            }
+        )
+
     def write_event(self, kind: str, **fields: Any) -> None:
         """Append a non-frame event (camera lost, reconnect, start, stop) with the wall time."""
         self._write({"type": kind, "t": round(time.time(), 6), **fields})

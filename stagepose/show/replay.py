@@ -49,6 +49,7 @@ class ReplaySummary:
     record: str = ""
     latency: dict[str, object] = field(default_factory=dict)
     wall_s: float = 0.0
+    multiview: dict[str, object] = field(default_factory=dict)  # a multiview show: the 3D summary
 
 
 def replay_cameras(show: ShowConfig, inputs: list[Path]) -> list[CameraConfig]:
@@ -78,13 +79,22 @@ def run_replay(
     progress: bool = True,
     backend: Backend | None = None,
     monitor: bool = False,
+    max_frames: int | None = None,
 ) -> ReplaySummary:
     """Replay ``inputs`` through the show's pipeline into ``out_dir`` (with ``monitor``, serving the monitor
-    page at ``show.monitor``'s address while it runs).
+    page at ``show.monitor``'s address while it runs). A show with a ``multiview`` section replays its
+    synchronised inputs together into 3D (`stagepose.show.replay3d`).
+
+    Args:
+        max_frames: stop each input after this many frames (None: all).
 
     Raises:
-        ConfigError: more inputs than cameras, a missing video, an unwritable output folder.
+        ConfigError: more inputs than cameras, a missing video, an unwritable output folder; for a multiview
+            show, not one input per camera, a calibration without extrinsics or an option it lacks.
     """
+    if show.fused:
+        return _run_multiview(show, inputs, out_dir, realtime=realtime, send_osc=send_osc, rts=rts,
+                              progress=progress, backend=backend, monitor=monitor, max_frames=max_frames)  # fmt: skip
     from tqdm import tqdm
 
     from stagepose.show.sources import open_source
@@ -148,6 +158,8 @@ def run_replay(
                                                                     f"{video.name} frame {frames}/{total or '?'}",
                                                                     time.perf_counter() - started, sink))  # fmt: skip
                         bar.update(1)
+                        if max_frames is not None and frames >= max_frames:
+                            break
                     bar.close()
                     if writer is None:
                         raise ConfigError(f"--input {video}: no frame could be decoded")
@@ -178,6 +190,47 @@ def run_replay(
     summary.latency = {name: latency_summary(values) for name, values in stages.items()}
     (out_dir / "latency.json").write_text(json.dumps({"backend": backend.describe(), **summary.latency}, indent=2))
     save_latency_histogram(stages, str(out_dir / "latency.png"), f"{show.show}: per-frame processing time")
+    return summary
+
+
+def _run_multiview(
+    show: ShowConfig,
+    inputs: list[Path],
+    out_dir: Path,
+    *,
+    realtime: bool,
+    send_osc: bool,
+    rts: bool,
+    progress: bool,
+    backend: Backend | None,
+    monitor: bool,
+    max_frames: int | None,
+) -> ReplaySummary:
+    """A multiview show's replay: every input together, 3D record, reprojected overlays, 3D summary."""
+    from stagepose.show.replay3d import print_summary, run_multiview_replay
+
+    unsupported = [o for o, on in (("--realtime", realtime), ("--osc", send_osc), ("--rts", rts),
+                                   ("--monitor", monitor)) if on]  # fmt: skip
+    if unsupported:
+        raise ConfigError(f"{' '.join(unsupported)}: not available yet for a show with a 'multiview:' section "
+                          "(its replay writes the 3D record, overlays and summary)")  # fmt: skip
+    cameras = replay_cameras(show, inputs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    own_backend = backend is None
+    backend = backend or open_show_backend(show)
+    try:
+        result = run_multiview_replay(show, cameras, inputs, out_dir, backend, progress=progress,
+                                      max_frames=max_frames)  # fmt: skip
+    finally:
+        if own_backend:
+            backend.close()
+    print_summary(result)
+    frames = int(result["frames"])
+    summary = ReplaySummary(out_dir=out_dir, frames={c.id: frames for c in cameras},
+                            overlays=dict(result["overlays"]), record=str(result["record"]),
+                            wall_s=float(result["wall_s"]))  # fmt: skip
+    summary.tracked_fraction = {name: p["share_with_3d_pose"] for name, p in result["performers"].items()}
+    summary.multiview = {"summary": str(out_dir / "summary3d.json")}
     return summary
 
 

@@ -26,6 +26,9 @@ class OscDestinationConfig:
         per_joint_messages: also send ``/stagepose/<performer>/<joint> x y conf`` for each joint
             (handy for OSC In CHOP); dropped for a frame whose bundle would exceed one datagram.
         heartbeat_hz: rate of ``/stagepose/heartbeat``, sent even when nobody is tracked; 0 disables.
+        axes: how ``/stagepose/<p>/pose3d`` (several calibrated cameras) gives 3D joints: ``world`` (the
+            calibration's frame: metres, right-handed, z up), ``touchdesigner`` (metres, Y up) or
+            ``unreal`` (centimetres, Z up, left-handed); see `stagepose.multiview.axes`.
         broadcast: ``host`` is a broadcast address (``255.255.255.255`` or a subnet's ``x.y.z.255``):
             the sending socket is allowed to broadcast. Off by default, so a typo cannot flood the
             show network.
@@ -38,6 +41,7 @@ class OscDestinationConfig:
     flip_y: bool = False
     per_joint_messages: bool = False
     heartbeat_hz: float = 1.0
+    axes: Literal["world", "touchdesigner", "unreal"] = "world"
     broadcast: bool = False
 
     def __post_init__(self) -> None:
@@ -51,6 +55,8 @@ class OscDestinationConfig:
             raise ValueError(f"port must be in 1..65535, got {self.port}")
         if self.coords not in ("normalized", "pixels", "stage"):
             raise ValueError(f"coords must be 'normalized', 'pixels' or 'stage', got {self.coords!r}")
+        if self.axes not in ("world", "touchdesigner", "unreal"):
+            raise ValueError(f"axes must be 'world', 'touchdesigner' or 'unreal', got {self.axes!r}")
         if self.flip_y and self.coords == "stage":
             raise ValueError("flip_y applies to image coordinates only; stage axes are set by the calibration")
         if self.host == "255.255.255.255" and not self.broadcast:

@@ -9,6 +9,7 @@ address                         arguments (all float32)                        w
 ``/stagepose/<p>/status``       tracked (1 tracked, 0 lost), joints_tracked     every frame
 ``/stagepose/<p>/pose``         16 x (x, y, conf), MPII joint order (48)        every frame
 ``/stagepose/<p>/stage``        x_m, y_m (floor position)                       when calibrated
+``/stagepose/<p>/pose3d``       16 x (x, y, z, conf), destination ``axes`` (64)  with several cameras
 ``/stagepose/<p>/<joint>``      x, y, conf                                      if per_joint_messages
 ``/stagepose/heartbeat``        uptime_s, performers_tracked                    heartbeat_hz, always
 ``/stagepose/record``           ok (1 writing, 0 failing), lines_lost           with each heartbeat
@@ -17,7 +18,9 @@ address                         arguments (all float32)                        w
 One performer's frame is one bundle in one UDP datagram whose OSC timetag is the frame's capture
 time (NTP format converted from Unix time), never split over two datagrams: if it would exceed
 ``MAX_DATAGRAM_BYTES`` (1472 = Ethernet MTU 1500 - IPv4 20 - UDP 8) the optional per-joint messages
-are left out of that bundle (``PerformerPacket.per_joint_dropped``). Arguments are float32 only
+are left out of that bundle (``PerformerPacket.per_joint_dropped``); ``/pose3d`` (292 bytes for a
+5-letter name) is part of the core and always fits: the core with the longest name (32 characters)
+is under 900 bytes. Arguments are float32 only
 (TouchDesigner's OSC In CHOP takes float32, int32 and timetags; doubles and strings raise warnings
 there), so even codes and counters are floats: ``seq`` counts modulo 2^24 to stay exact, and the
 time is sent as seconds since the show started (float32 holds that to 1 ms for 4.6 hours) while the
@@ -147,6 +150,9 @@ class PerformerFrame:
         floor_position: (x, y) stage metres of the performer on the floor, or None.
         min_confidence: a joint counts in ``joints_tracked`` from this sent confidence on (the show's
             ``tracking.min_confidence``).
+        joints3d: (16, 3) metres in the calibration's world frame (several cameras), NaN where not
+            triangulated; None: no ``/pose3d``.
+        confidence3d: (16,) 0..1 per 3D joint (required with ``joints3d``).
     """
 
     performer: str
@@ -159,9 +165,17 @@ class PerformerFrame:
     joints_stage: np.ndarray | None = None
     floor_position: tuple[float, float] | None = None
     min_confidence: float = 0.3
+    joints3d: np.ndarray | None = None
+    confidence3d: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_performer_name(self.performer)
+        if (self.joints3d is None) != (self.confidence3d is None):
+            raise ValueError("joints3d and confidence3d go together")
+        if self.joints3d is not None and np.shape(self.joints3d) != (NUM_JOINTS, 3):
+            raise ValueError(f"joints3d must have shape ({NUM_JOINTS}, 3), got {np.shape(self.joints3d)}")
+        if self.confidence3d is not None and np.shape(self.confidence3d) != (NUM_JOINTS,):
+            raise ValueError(f"confidence3d must have shape ({NUM_JOINTS},), got {np.shape(self.confidence3d)}")
         if np.shape(self.joints) != (NUM_JOINTS, 2):
             raise ValueError(f"joints must have shape ({NUM_JOINTS}, 2), got {np.shape(self.joints)}")
         if np.shape(self.confidence) != (NUM_JOINTS,):
@@ -247,6 +261,19 @@ def _pose_values(points: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     return np.column_stack([xy, np.where(known, conf, 0.0)])
 
 
+def pose3d_values(frame: PerformerFrame, dest: OscDestinationConfig) -> np.ndarray | None:
+    """(16, 4) x, y, z, conf of the 3D joints in the destination's ``axes``; unknown joints (and every joint
+    of a lost performer) at (0, 0, 0) with confidence 0, never NaN. None without 3D joints."""
+    if frame.joints3d is None or frame.confidence3d is None:
+        return None
+    from stagepose.multiview.axes import convert
+
+    points = convert(np.asarray(frame.joints3d, dtype=np.float64), dest.axes)
+    conf = np.asarray(frame.confidence3d, dtype=np.float64)
+    known = np.isfinite(points).all(axis=1) & np.isfinite(conf) & frame.tracked
+    return np.column_stack([np.where(known[:, None], points, 0.0), np.where(known, np.clip(conf, 0.0, 1.0), 0.0)])
+
+
 def count_tracked(confidence: np.ndarray, min_confidence: float) -> int:
     """``joints_tracked``: joints whose sent confidence is > 0 and >= ``min_confidence``."""
     conf = np.asarray(confidence, dtype=np.float64)
@@ -282,6 +309,9 @@ def build_performer_packet(
         core.append(osc_message(f"{prefix}/pose", values))
     if frame.floor_position is not None and all(math.isfinite(v) for v in frame.floor_position):
         core.append(osc_message(f"{prefix}/stage", frame.floor_position))
+    values3d = pose3d_values(frame, dest)
+    if values3d is not None:
+        core.append(osc_message(f"{prefix}/pose3d", values3d))
     timetag = ntp_timetag(frame.t_capture)
     datagram = osc_bundle(timetag, core)
     if len(datagram) > MAX_DATAGRAM_BYTES:  # impossible with names of <= 32 characters: a bug
