@@ -226,14 +226,7 @@ def measure(rig: Rig, clips: Sequence[ClipPoses], settings: TriangulationSetting
     per_frame = triangulate_performers(rig, {str(f): (pixels[:, f], conf[:, f]) for f in range(frames)}, settings)
     solve_ms = (time.perf_counter() - t0) * 1e3
     parts = [per_frame[str(f)] for f in range(frames)]
-    result = Triangulation(
-        points=np.concatenate([r.points for r in parts]),
-        confidence=np.concatenate([r.confidence for r in parts]),
-        reprojection_px=np.concatenate([r.reprojection_px for r in parts]),
-        views=np.concatenate([r.views for r in parts], axis=1),
-        view_error_px=np.concatenate([r.view_error_px for r in parts], axis=1),
-        swapped=np.stack([np.zeros(len(rig), bool) if r.swapped is None else r.swapped for r in parts], axis=1),
-    )
+    result = Triangulation.over_frames(parts, len(rig))
     points = result.points.reshape(frames, NUM_JOINTS, 3)
     smoother = make_smoother_3d()
     smoothed = np.full_like(points, np.nan)

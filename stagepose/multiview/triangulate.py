@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -88,6 +88,18 @@ class Triangulation:
     views: np.ndarray
     view_error_px: np.ndarray
     swapped: np.ndarray | None = None
+
+    @classmethod
+    def over_frames(cls, parts: Sequence[Triangulation], num_views: int) -> Triangulation:
+        """One result for a run of frames (points one frame after another); ``swapped`` becomes (C, frames)."""
+        return cls(
+            points=np.concatenate([p.points for p in parts]),
+            confidence=np.concatenate([p.confidence for p in parts]),
+            reprojection_px=np.concatenate([p.reprojection_px for p in parts]),
+            views=np.concatenate([p.views for p in parts], axis=1),
+            view_error_px=np.concatenate([p.view_error_px for p in parts], axis=1),
+            swapped=np.stack([np.zeros(num_views, bool) if p.swapped is None else p.swapped for p in parts], axis=1),
+        )
 
     @property
     def num_views(self) -> np.ndarray:

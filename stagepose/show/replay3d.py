@@ -279,14 +279,7 @@ def _summary(
         raw = np.stack(track.raw)
         smoothed = np.stack(track.smoothed)
         parts = track.parts
-        result = Triangulation(
-            points=np.concatenate([p.points for p in parts]),
-            confidence=np.concatenate([p.confidence for p in parts]),
-            reprojection_px=np.concatenate([p.reprojection_px for p in parts]),
-            views=np.concatenate([p.views for p in parts], axis=1),
-            view_error_px=np.concatenate([p.view_error_px for p in parts], axis=1),
-            swapped=np.stack([np.zeros(len(rig), bool) if p.swapped is None else p.swapped for p in parts], axis=1),
-        )  # fmt: skip
+        result = Triangulation.over_frames(parts, len(rig))
         joints2d, conf2d = np.stack(track.joints2d, axis=1), np.stack(track.conf2d, axis=1)  # (C, F, K, ...)
         clips = [ClipPoses(cam.name, t, joints2d[v], conf2d[v], cam.image_size) for v, cam in enumerate(rig.cameras)]
         report = triangulation_report(rig, clips, result, raw, smoothed, frames, skew, float(np.sum(solve_ms)),
