@@ -219,10 +219,11 @@ def test_a_searching_track_does_not_take_a_mix_with_a_named_person() -> None:
 
 
 def test_joints_on_someone_in_front_are_occluded() -> None:
-    from stagepose.show.bodies import on_body
+    from stagepose.show.bodies import in_front, on_body
 
     front = _figure((800, 1200), 900)  # feet at y 1650: nearer the camera
     back = _figure((700, 800), 800)  # feet at y 1200, legs behind her torso
+    assert in_front(front.joints, front.seen, back.joints, back.seen)
     hidden = on_body(back.joints, back.seen, front.joints, front.seen, 0.08)
     legs = [0, 1, 4, 5]
     assert hidden[legs].all() and not hidden[[7, 8, 9]].any()  # legs hidden, head and neck seen

@@ -7,9 +7,9 @@ lead's knee lies on the partner's body but far from the partner's knee. So a pos
 of its seen bones, each a capsule ``radius`` x pose height wide, and its torso quadrilateral (shoulders
 and hips); what matters is how many of another pose's joints fall on it.
 
-The same geometry says which joints of a performer standing behind another are hidden: the joints the
-model puts on the body of the person in front, for the one behind, are occluded, not measurements (the
-pipeline decides who is in front: `stagepose.show.pipeline`).
+The same geometry says which joints of a performer standing behind another are hidden: on a stage seen
+from above floor level the person nearer the camera stands lower in the image, and the joints the model
+puts on that person's body, for the one behind, are occluded: not measurements.
 """
 
 from __future__ import annotations
@@ -72,3 +72,8 @@ def share_on_body(
     """The fraction of a pose's seen joints that lie on another pose's body (0 with none seen)."""
     count = int(seen.sum())
     return float(on_body(joints, seen, other, other_seen, radius).sum() / count) if count else 0.0
+
+
+def in_front(a_joints: np.ndarray, a_seen: np.ndarray, b_joints: np.ndarray, b_seen: np.ndarray) -> bool:
+    """Whether pose ``a`` is nearer the camera than ``b``: its lowest seen joint is lower in the image."""
+    return bool(a_joints[a_seen, 1].max() > b_joints[b_seen, 1].max())

@@ -30,14 +30,14 @@ from stagepose.calibration.mapper import StageMapper, load_checked_calibration
 from stagepose.errors import ConfigError
 from stagepose.runtime.backends.base import Backend
 from stagepose.show.assign import Candidate, SamePerson, TrackView, assign
-from stagepose.show.bodies import on_body
+from stagepose.show.bodies import in_front, on_body
 from stagepose.show.config import CameraConfig, PerformerConfig, ShowConfig
 from stagepose.show.filters import JointSmoother, make_smoother
 from stagepose.show.result import CameraState, PerformerResult
 from stagepose.show.sources.frame import Frame
 from stagepose.show.sources.uri import FileSpec, parse_source_uri
 from stagepose.show.tracking import CropBox, PerformerTracker
-from stagepose.skeleton import NUM_JOINTS, Joint
+from stagepose.skeleton import NUM_JOINTS
 from stagepose.transforms import crop_affine
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ class _Track:
     smoother: JointSmoother
     results: int = 0
     floor: np.ndarray | None = None  # stage floor (x, y) of the last pose taken, with a stage calibration
-    feet_y: float | None = None  # image y of the feet in the last pose whose legs were seen (who is in front)
 
 
 @dataclass
@@ -354,7 +353,7 @@ class PosePipeline:
             ))  # fmt: skip
         same = SamePerson(tracking.overlap, tracking.body_radius, tracking.body_share)
         taken = assign(views, candidates, gate=tracking.gate, same=same)
-        hidden = self._occluded(state.tracks, taken, candidates)
+        hidden = self._occluded(taken, candidates)
         results = []
         for k, (track, choice) in enumerate(zip(state.tracks, taken)):
             pick = own[k] if choice is None else choice
@@ -364,9 +363,6 @@ class PosePipeline:
             if choice is not None and int((measured >= tracking.min_confidence).sum()) >= tracking.min_joints:
                 track.tracker.accept(joints[choice], measured, size)
                 track.floor = candidates[choice].floor  # None without feet or calibration: image distance
-                legs = measured[list(_LEGS)] >= tracking.min_confidence
-                if legs.any():
-                    track.feet_y = float(joints[choice][list(_LEGS)][legs, 1].max())
                 tracked = True
             elif choice is None and views[k].prediction is not None and any(
                 c is not None and same(candidates[own[k]], candidates[c]) for c in taken
@@ -380,22 +376,18 @@ class PosePipeline:
         state.results += 1
         return results
 
-    def _occluded(self, tracks: list[_Track], taken: list[int | None], candidates: list[Candidate]) -> list[np.ndarray]:
+    def _occluded(self, taken: list[int | None], candidates: list[Candidate]) -> list[np.ndarray]:
         """Per track, (16,) bool: the joints of its pose that lie on the body of another performer's pose
-        standing in front of it; all False with ``tracking.occlusion`` off.
-
-        In front = feet lower in the image, the feet being where the track last saw its performer's legs:
-        an upper-body-only pose (legs hidden behind someone) would otherwise look like the one behind.
-        """
+        standing in front of it (lower in the image); all False with ``tracking.occlusion`` off."""
         hidden = [np.zeros(NUM_JOINTS, dtype=bool) for _ in taken]
         if not self.show.tracking.occlusion:
             return hidden
         radius = self.show.tracking.body_radius
-        chosen = [(k, candidates[c]) for k, c in enumerate(taken) if c is not None and candidates[c].seen.any()]
-        feet = {k: _feet_y(tracks[k], pose) for k, pose in chosen}
+        chosen = [(k, candidates[c]) for k, c in enumerate(taken) if c is not None]
         for k, back in chosen:
             for m, front in chosen:
-                if m != k and feet[m] > feet[k]:
+                if m != k and back.seen.any() and front.seen.any() and in_front(front.joints, front.seen,
+                                                                                 back.joints, back.seen):  # fmt: skip
                     hidden[k] |= on_body(back.joints, back.seen, front.joints, front.seen, radius)
         return hidden
 
@@ -443,19 +435,6 @@ class PosePipeline:
         )
         track.results += 1
         return result
-
-
-_LEGS = (Joint.r_ankle, Joint.l_ankle, Joint.r_knee, Joint.l_knee)
-
-
-def _feet_y(track: _Track, pose: Candidate) -> float:
-    """Image y of a performer's feet: this pose's legs where seen, else where the track last saw them."""
-    legs = pose.seen[list(_LEGS)]
-    if legs.any():
-        return float(pose.joints[list(_LEGS)][legs, 1].max())
-    if track.feet_y is not None:
-        return track.feet_y
-    return float(pose.joints[pose.seen, 1].max())
 
 
 def clip_frame_size(path: Path) -> tuple[int, int]:
