@@ -157,7 +157,8 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise ConfigError(f"--frames {args.frames}: must be >= 1")
-    show = load_show(args.show)
+    # with --video the clip replaces the first camera's feed, so a replay-only show (cameras without uri) runs too
+    show = load_show(args.show) if args.video is None else load_show(args.show, replay_inputs=1)
     video = args.video
     if video is None:
         spec = parse_source_uri(show.active_cameras[0].uri, base_dir=show.base_dir)

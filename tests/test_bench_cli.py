@@ -151,3 +151,16 @@ def test_live_on_the_demo_show(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert latency["count"] > 0 and 0 < latency["p50_ms"] <= latency["p95_ms"] and report["fps"]["cam1"] > 0
     assert {"crop", "infer", "decode", "filter"} <= set(report["stages_ms"])
     assert (tmp_path / "keypoints.jsonl").stat().st_size > 0  # the show ran whole: the record was written
+
+
+def test_pipeline_on_a_replay_only_show_with_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    show = yaml.safe_load(DEMO.read_text())
+    del show["cameras"][0]["uri"]  # like tests/shows/duet.yaml: the clip is given at the command line
+    show["model"]["path"] = str(ONNX)
+    show["outputs"]["record"]["path"] = str(tmp_path / "keypoints.jsonl")
+    (tmp_path / "show.yaml").write_text(yaml.safe_dump(show))
+    rc, report, _ = _run(["bench", "pipeline", "--show", str(tmp_path / "show.yaml"), "--video", str(CLIP),
+                          "--frames", "3"], capsys)  # fmt: skip
+    assert rc == 0 and report["frames"] == 3
