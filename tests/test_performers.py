@@ -167,6 +167,17 @@ def test_with_floor_positions_the_nearest_on_the_stage_wins() -> None:
     assert assign([on_floor], [behind], gate=0.5, same=SAME) == [None]
 
 
+def test_acquiring_in_overlapping_zones_each_takes_the_person_wholly_inside_its_zone() -> None:
+    # The partner's pose is the surer one and half inside the lead's zone too; the lead is wholly in his. Each
+    # track's own (zone) crop happened to show the other person.
+    lead, partner = _pose((400, 600), conf=0.6), _pose((800, 1200), conf=0.95)
+    views = [TrackView(None, 1, [True, True], zone_share=[1.0, 0.5]),
+             TrackView(None, 0, [True, True], zone_share=[0.6, 1.0])]  # fmt: skip
+    assert assign(views, [lead, partner], gate=0.5, same=SAME) == [0, 1]
+    blind = [TrackView(None, 1, [True, True]), TrackView(None, 0, [True, True])]
+    assert assign(blind, [lead, partner], gate=0.5, same=SAME) == [1, 0]  # by confidence alone: swapped
+
+
 def test_a_bystander_outside_every_zone_is_never_named() -> None:
     tracking = TrackingConfig()
     left, right = (PerformerTracker(tracking, 1.0, np.array(z, np.float32)) for z in (LEFT, RIGHT))

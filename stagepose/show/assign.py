@@ -62,6 +62,8 @@ class TrackView:
         prediction: (centre (x, y), pose height) where the performer should be; None while searching.
         own: index of the candidate from this track's own crop.
         qualifies: per candidate, whether it may be this performer (enough joints, inside the zone).
+        zone_share: per candidate, the fraction of its seen joints inside this track's zone (1 without a
+            zone); None: all 1.
         floor: (stage floor (x, y) metres, performer height in metres) of the prediction, with a stage
             calibration; None otherwise.
     """
@@ -70,6 +72,11 @@ class TrackView:
     own: int
     qualifies: Sequence[bool]
     floor: tuple[np.ndarray, float] | None = None
+    zone_share: Sequence[float] | None = None
+
+
+def _zone_share(track: TrackView, c: int) -> float:
+    return 1.0 if track.zone_share is None else round(float(track.zone_share[c]), 2)
 
 
 def distance(track: TrackView, candidate: Candidate) -> float:
@@ -152,12 +159,13 @@ def assign(
     for _, t, c in sorted(pairs):
         if taken[t] is None and free(c):
             taken[t], used = c, [*used, c]
-    # searching tracks: the surest qualifying pose first, over all of them (not in show-file order, so a
-    # mixed pose in the first track's crop does not take a person another track sees whole); ties go
-    # to a track's own crop
-    options = [(-candidates[c].score, c != track.own, t, c) for t, track in enumerate(tracks)
+    # searching tracks, over all of them (not in show-file order): a pose goes first to the track whose zone
+    # holds it most fully (overlapping zones: each person is wholly inside their own performer's zone), then
+    # the surest pose first (a mixed pose in one crop does not take a person another track sees whole);
+    # ties go to a track's own crop
+    options = [(-_zone_share(track, c), -candidates[c].score, c != track.own, t, c) for t, track in enumerate(tracks)
                if track.prediction is None for c in range(len(candidates)) if track.qualifies[c]]  # fmt: skip
-    for _, _, t, c in sorted(options):
+    for *_, t, c in sorted(options):
         if taken[t] is None and free(c, NEW_PERSON_SHARE):
             taken[t], used = c, [*used, c]
     return taken

@@ -335,6 +335,7 @@ class PosePipeline:
         mapper = state.mapper if state.mapper is not None and state.mapper.has_stage else None
         # floor positions only matter to tell performers apart, and only when the show asks
         several = len(state.tracks) > 1 and tracking.assign_on_floor
+        several_tracks = len(state.tracks) > 1
         candidates = []
         for j, c in zip(joints, confidence):
             seen = (c >= tracking.min_confidence) & np.isfinite(j).all(axis=1)
@@ -350,6 +351,8 @@ class PosePipeline:
                 own=own[k],
                 qualifies=[tr.tracker.qualifies(c.joints, c.confidence) for c in candidates],
                 floor=None if tr.floor is None else (tr.floor, tracking.performer_height_m),
+                zone_share=[tr.tracker.zone_share(c.joints, c.confidence) for c in candidates] if several_tracks
+                else None,
             ))  # fmt: skip
         same = SamePerson(tracking.overlap, tracking.body_radius, tracking.body_share)
         taken = assign(views, candidates, gate=tracking.gate, same=same)

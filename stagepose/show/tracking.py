@@ -275,10 +275,19 @@ class PerformerTracker:
         self._misses = 0
 
     def _inside_zone(self, points: np.ndarray) -> bool:
+        return self._share_inside(points) >= 0.5
+
+    def zone_share(self, joints: np.ndarray, confidence: np.ndarray) -> float:
+        """The fraction of a pose's seen joints inside this track's zone (1 without a zone, 0 with none seen)."""
+        return self._share_inside(joints[self.seen(confidence, joints)])
+
+    def _share_inside(self, points: np.ndarray) -> float:
         if self.zone is None:
-            return True
+            return 1.0
+        if not len(points):
+            return 0.0
         inside = [cv2.pointPolygonTest(self.zone, (float(x), float(y)), False) >= 0 for x, y in points]
-        return bool(np.mean(inside) >= 0.5)
+        return float(np.mean(inside))
 
     def _zone_box(self, frame_size: tuple[int, int]) -> CropBox:
         """The zone's bounding box (looser than a training crop: see the module docstring)."""
