@@ -185,8 +185,8 @@ def _register_live(sub: argparse._SubParsersAction) -> None:
         help="capture-to-send latency of a show run live for a while (the status line's numbers, as JSON)",
         description="Run the show as `stagepose live` does (cameras in real time, OSC sent, record written) for "
         "--duration seconds, without the status board, and print the capture-to-send latency per camera, the "
-        "frames processed per second and the pipeline stage times. Run it on a quiet machine: what else runs "
-        "shares the cores.",
+        "frames processed per second and the pipeline stage times (a multiview show adds its 3D steps: skew, "
+        "waits, triangulation, capture-to-send). Run it on a quiet machine: what else runs shares the cores.",
     )
     parser.add_argument("--show", required=True, type=Path, help="show config YAML")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds to run (15)")
@@ -214,6 +214,7 @@ def _live(args: argparse.Namespace) -> int:
         "spin_wait": show.model.spin_wait, "stopped_by": summary.stopped_by,
         "fps": {cid: round(n / args.duration, 1) for cid, n in summary.frames.items()},
         "capture_to_send_ms": summary.latency_ms, "stages_ms": summary.stage_ms,
+        **({"multiview": summary.multiview} if summary.multiview else {}),
     })  # fmt: skip
     return 0 if not summary.show_failed else 3
 

@@ -9,13 +9,14 @@ extrinsics, are refused with one line naming file, line and field; `stagepose ch
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import yaml
-from show_support import DEMO_CLIP, REPO, SHARED_DATA, write_show
+from show_support import DEMO_CLIP, REPO, SHARED_DATA, UdpCollector, write_show
 
 from stagepose.cli import main
 from stagepose.errors import ConfigError
@@ -92,7 +93,9 @@ def test_multiview_needs_extrinsics_and_a_calibration(tmp_path: Path, small_onnx
         ({"min_views": 1}, "multiview.min_views", "min_views must be"),
         ({"max_reprojection_px": 0}, "multiview.max_reprojection_px", "must be a finite number > 0"),
         ({"min_confidence": 1.0}, "multiview.min_confidence", "below 1"),
-        ({"association": "epipolar"}, "multiview.association", "allowed: 'by_name'"),
+        ({"association": "nearest"}, "multiview.association", "allowed: 'by_name', 'epipolar'"),
+        ({"sync_wait_ms": 500}, "multiview.sync_wait_ms", "sync_wait_ms must be"),
+        ({"sync_tolerance_ms": 0}, "multiview.sync_tolerance_ms", "sync_tolerance_ms must be"),
         ({"views": 2}, "multiview.views", "unknown key; allowed keys: enabled, min_views"),
     ],
 )  # fmt: skip
@@ -111,13 +114,6 @@ def test_check_accepts_a_multiview_show(tmp_path: Path, small_onnx: Path, capsys
     assert "'multiview:' section" in _one_line_error(disabled)  # off: one camera per performer again
 
 
-def test_live_refuses_a_multiview_show(tmp_path: Path, small_onnx: Path, capsys) -> None:
-    path = write_show(tmp_path, _show(small_onnx, multiview={}))
-    assert main(["live", "--show", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "runs in `stagepose replay` only for now" in err
-
-
 def test_shipped_multiview_shows_load() -> None:
     for name, cameras in (("pose2sim_single", 4), ("pose2sim_multi", 4)):
         path = REPO / "show_configs" / f"{name}.yaml"
@@ -127,13 +123,30 @@ def test_shipped_multiview_shows_load() -> None:
             pytest.skip(f"{MODEL} not present")
         show = load_show(path, replay_inputs=cameras)
         assert show.fused and len(show.active_cameras) == cameras
+    live = REPO / "show_configs" / "pose2sim_multi_live.yaml"  # the same show with the clips as its cameras' feeds
+    if (SHARED_DATA / "video" / "pose2sim_multi").is_dir():
+        show = load_show(live)
+        assert show.fused and [c.uri.split("/")[-1] for c in show.active_cameras] == [
+            f"cam0{i}.mp4?loop=true" for i in range(1, 5)
+        ]
 
 
 @pytest.mark.skipif(bool(missing), reason=f"not present (../shared data or the shipped model): {missing}")
 def test_replay_writes_3d_record_overlays_and_summary(tmp_path: Path, capsys) -> None:
     out = tmp_path / "p2s"
-    args = ["replay", "--show", str(SHOW), "--input", *map(str, CLIPS), "--out", str(out), "--no-progress"]
-    assert main([*args, "--max-frames", str(FRAMES)]) == 0
+    config = yaml.safe_load(SHOW.read_text())  # the shipped show, sending OSC (world axes) to a real socket
+    for camera in config["cameras"]:
+        camera["calibration"] = str((SHOW.parent / camera["calibration"]).resolve())
+    config["model"]["path"] = str(MODEL)
+    collector = UdpCollector()
+    config["outputs"] = {"osc": [{"name": "rx", "host": "127.0.0.1", "port": collector.port, "axes": "world"}]}
+    show = write_show(tmp_path, config)
+    args = ["replay", "--show", str(show), "--input", *map(str, CLIPS), "--out", str(out), "--no-progress", "--osc"]
+    try:
+        assert main([*args, "--max-frames", str(FRAMES)]) == 0
+        time.sleep(0.2)
+    finally:
+        collector.close()
     printed = capsys.readouterr().out
     assert "3D: 10 frames of 4 cameras" in printed and "performer: 3D pose in" in printed
     record = read_record(out / "keypoints.jsonl")
@@ -148,6 +161,18 @@ def test_replay_writes_3d_record_overlays_and_summary(tmp_path: Path, capsys) ->
         assert len(r["joints3d"]) == NUM_JOINTS and all(len(j) == 4 for j in r["joints3d"])
     times = [r["t_capture"] for r in poses]
     assert np.allclose(np.diff(times), 1 / 60, atol=2e-3)  # the clips' 60 fps
+    # --osc: one bundle per step with /pose3d = the record's smoothed joints (world axes, float32)
+    sent = [(tt, m) for tt, m in collector.messages() if m.address == "/stagepose/performer/pose3d"]
+    status = [m.params[0] for _, m in collector.messages() if m.address == "/stagepose/performer/status"]
+    assert len(sent) == len(status) == FRAMES and sum(status) >= 3
+    for (timetag, message), line, tracked in zip(sent, poses, status):
+        assert abs(timetag - line["t_capture"]) < 1e-3
+        values = np.array(message.params, dtype=float).reshape(NUM_JOINTS, 4)
+        expected = np.array([[0.0 if v is None else v for v in j] for j in line["joints3d"]])
+        expected[expected[:, 3] == 0, :3] = 0.0  # unknown joints go out at the origin with confidence 0
+        triangulated = sum(j[0] is not None for j in line["raw3d"])
+        assert tracked == float(triangulated >= 6)  # tracking.min_joints joints triangulated in the step
+        assert np.allclose(values, expected if tracked else 0.0, atol=6e-4)  # the record rounds: 0.1 mm, conf 0.001
     raw = np.array([[[np.nan if v is None else v for v in j[:3]] for j in r["raw3d"]] for r in poses])
     ok = np.isfinite(raw).all(axis=2)
     assert ok.sum() >= 30  # joints triangulated in 10 frames (the 2D model starts from the whole frame)

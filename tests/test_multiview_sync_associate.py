@@ -8,6 +8,7 @@ import pytest
 from stagepose.multiview.associate import (
     PoseView,
     by_epipolar,
+    by_epipolar_named,
     by_name,
     epipolar_distance,
     pairwise_distances,
@@ -117,3 +118,113 @@ def test_by_name_and_stacking(crowd) -> None:
     joints, conf = stack_person({0: 1, 2: 0}, candidates, 16)
     assert joints.shape == (4, 16, 2) and np.isnan(joints[1]).all() and (conf[3] == 0).all()
     np.testing.assert_array_equal(joints[2], candidates[2][0].joints)
+
+
+# --- named association: the trackers' names judged by the geometry -------------------------------------------
+
+NAMES = ("alice", "bob", "carol")
+
+
+def _names(order: list[np.ndarray]) -> list[list[str]]:
+    """Each camera's tracker names when they are right (camera 0's fourth pose, the bystander: dave)."""
+    return [[NAMES[p] for p in view] + (["dave"] if v == 0 else []) for v, view in enumerate(order)]
+
+
+def _node(order: list[np.ndarray], view: int, person: int) -> int:
+    """Row of `pairwise_distances` of ``person`` in ``view`` (camera 0 lists 4 poses, the others 3)."""
+    return (0, 4, 7, 10)[view] + list(order[view]).index(person)
+
+
+def _is_truth(people: dict[str, dict[int, int]], order: list[np.ndarray], views: range = range(4)) -> bool:
+    """Every name holds that person's pose in every view of ``views`` and nothing else."""
+    return all(people.get(NAMES[p], {}) == {v: list(order[v]).index(p) for v in views} for p in range(3))
+
+
+def test_named_association_outvotes_a_camera_whose_tracker_swapped(crowd: tuple) -> None:
+    rig, _, candidates, order = crowd
+    names = _names(order)
+    assert _is_truth(by_epipolar_named(rig, candidates, names), order)
+    swapped = [list(n) for n in names]
+    swapped[2][0], swapped[2][1] = swapped[2][1], swapped[2][0]  # camera 2's tracker swapped two people
+    people = by_epipolar_named(rig, candidates, swapped)
+    assert _is_truth(people, order) and people["dave"] == {0: 3}  # by_name would merge two people twice
+    everyone_else = [[NAMES[(p + 1) % 3] for p in view] for view in order]  # all four cameras agree on wrong names
+    everyone_else[0].append("dave")
+    assert not _is_truth(by_epipolar_named(rig, candidates, everyone_else), order)  # the names say who
+
+
+def test_named_association_ignores_arbitrary_first_names(crowd: tuple) -> None:
+    """Without zones each camera's trackers name whoever they found first: the groups are still people."""
+    rig, _, candidates, order = crowd
+    rng = np.random.default_rng(5)
+    people3 = [list(candidates[0][:3]), *candidates[1:]]  # camera 0's bystander is the fourth: left out here
+    for _ in range(10):
+        names = [list(rng.permutation(NAMES)) for _ in range(4)]
+        people = by_epipolar_named(rig, people3, names)
+        assert sorted(people) == sorted(NAMES) and all(len(person) == 4 for person in people.values())
+        assert all(len({int(order[v][i]) for v, i in person.items()}) == 1 for person in people.values())
+
+
+def test_named_association_keeps_a_pose_a_little_off_and_leaves_out_a_bystander(crowd: tuple) -> None:
+    rig, _, candidates, order = crowd
+    names = _names(order)
+    off = [list(poses) for poses in candidates]
+    alice = list(order[1]).index(0)
+    pose = candidates[1][alice]
+    off[1][alice] = PoseView(pose.joints + np.array([0.0, 70.0]), pose.confidence)  # 70 px down: ~70 px epipolar
+    dist = pairwise_distances(rig, off)
+    to_alice = [dist[_node(order, 1, 0), _node(order, v, 0)] for v in (0, 2, 3)]
+    assert max(to_alice) > 60.0 and np.median(to_alice) > 60.0  # 68, 67 and 2 px (camera 3 faces camera 1)
+    alice_everywhere = {v: list(order[v]).index(0) for v in range(4)}
+    assert alice_everywhere not in by_epipolar(rig, off)  # split in two (over the 40 px limit for two pairs)
+    assert _is_truth(by_epipolar_named(rig, off, names), order)  # one alice: her poses agree more than not
+    # camera 0's alice tracker follows a bystander instead (camera 0 then has no pose of alice); in camera 1
+    # the bystander lies 90 px from alice's epipolar lines, in cameras 2 and 3 over 500 px
+    bystander = observe(rig, skeleton((-2.5, -1.5), 0.5), 2.0, np.random.default_rng(11))
+    lost = [list(poses) for poses in candidates]
+    others = [pose for p, pose in zip(order[0], candidates[0]) if p != 0]
+    lost[0] = [*others, PoseView(bystander[0][0], bystander[1][0])]
+    lost_names = [list(n) for n in names]
+    lost_names[0] = [NAMES[p] for p in order[0] if p != 0] + ["alice"]
+    people = by_epipolar_named(rig, lost, lost_names)
+    assert people["alice"] == {v: list(order[v]).index(0) for v in (1, 2, 3)}  # the bystander left out
+    assert people["bob"][0] == lost_names[0].index("bob") and people["carol"][0] == lost_names[0].index("carol")
+
+
+def test_continuity_keeps_a_relabelled_camera_while_the_geometry_cannot_tell() -> None:
+    """Two people one behind the other on the baseline of cameras 0 and 2: alone, those two cameras
+    cannot tell which pose is whom (every joint pair lies on one epipolar plane)."""
+    rig = ring_rig(4)
+    rng = np.random.default_rng(7)
+    seen = [observe(rig, skeleton(at), 1.0, rng) for at in ((0.0, -1.0), (0.0, 1.2))]
+    candidates = [[PoseView(seen[p][0][v], seen[p][1][v]) for p in (0, 1)] for v in range(4)]
+    names = [["alice", "bob"], ["alice", "bob"], ["bob", "alice"], ["alice", "bob"]]  # camera 2 swapped
+    truth = {"alice": {v: 0 for v in range(4)}, "bob": {v: 1 for v in range(4)}}
+    people = by_epipolar_named(rig, candidates, names)  # step 1: all four cameras, the geometry decides
+    assert people == truth
+    previous = {(v, names[v][i]): name for name, person in people.items() for v, i in person.items()}
+    assert previous[2, "alice"] == "bob" and previous[2, "bob"] == "alice"
+    dist = pairwise_distances(rig, candidates)
+    assert dist[0, 5] < 5.0 and dist[1, 4] < 5.0  # camera 0 and 2: the crossed pairs agree as well
+    two = [candidates[0], [], candidates[2], []]  # step 2: only cameras 0 and 2 see them
+    two_names = [names[0], [], names[2], []]
+    pair = {"alice": {0: 0, 2: 0}, "bob": {0: 1, 2: 1}}
+    assert by_epipolar_named(rig, two, two_names, previous=previous) == pair  # as the step before
+    assert by_epipolar_named(rig, two, two_names) != pair  # without it, camera 2's tracker names win
+
+
+def test_named_association_of_a_large_cast_falls_back_to_voted_groups(crowd: tuple, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import stagepose.multiview.associate as associate
+
+    rig, _, candidates, order = crowd
+    monkeypatch.setattr(associate, "MAX_NAMES", 3)  # alice, bob, carol and dave: too many to search
+    assert _is_truth(by_epipolar_named(rig, candidates, _names(order)), order)
+
+
+def test_named_association_input_errors(crowd: tuple) -> None:
+    rig, _, candidates, order = crowd
+    with pytest.raises(ValueError, match="for 4 cameras"):
+        by_epipolar_named(rig, candidates[:3], _names(order)[:3])
+    with pytest.raises(ValueError, match="every pose needs a name"):
+        by_epipolar_named(rig, candidates, [_names(order)[0][:3], *_names(order)[1:]])  # not the bystander's
+    assert by_epipolar_named(rig, [[], [], [], []], [[], [], [], []]) == {}

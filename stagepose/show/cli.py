@@ -109,11 +109,6 @@ def _live(args: argparse.Namespace) -> int:
     from stagepose.show.live import run_live
 
     show = load_show(args.show)
-    if show.fused:
-        from stagepose.errors import ConfigError
-
-        raise ConfigError(f"{args.show}: the 'multiview:' section (3D from several cameras) runs in `stagepose replay` "
-                          "only for now; `live` would send each camera's 2D pose, not the fused one")  # fmt: skip
     if args.duration is not None:
         show = replace(show, run=replace(show.run, max_duration_s=args.duration))
     show = with_monitor(show, args.monitor)

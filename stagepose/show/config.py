@@ -187,6 +187,9 @@ class RunConfig:
             check_range("max_duration_s", self.max_duration_s, 0.0, 7 * 24 * 3600.0, low_open=True, unit=" s")
 
 
+MAX_SYNC_WAIT_MS = 100.0  # live multiview never holds the show longer than this for a late camera
+
+
 @dataclass(frozen=True)
 class MultiviewConfig:
     """Several calibrated cameras seeing the same performers, fused into one 3D pose per performer.
@@ -201,21 +204,33 @@ class MultiviewConfig:
         max_reprojection_px: a view reprojecting further than this (pixels) is dropped from a joint.
         min_confidence: a view's 2D joint below this heatmap confidence is not used.
         association: how poses of different cameras are found to be one performer: ``by_name`` (the
-            performer names the zones under ``performers`` give).
+            performer names the zones under ``performers`` give) or ``epipolar`` (poses grouped by
+            epipolar consistency across cameras, each group named by the cameras' vote).
         fix_left_right: read a view whose whole pose has left and right swapped the other way round.
+        sync_tolerance_ms: live only: frames of different cameras are one time step when their capture
+            times are within this; default (null): half the longest frame period of the cameras.
+        sync_wait_ms: live only: how long the show waits for a camera whose newest frame is older than
+            the others' (its next frame is due); default (null): one frame period of the slowest
+            camera, at most ``MAX_SYNC_WAIT_MS``. 0 never waits (that camera then sits out the step).
     """
 
     enabled: bool = True
     min_views: int = 2
     max_reprojection_px: float = 25.0
     min_confidence: float = 0.2
-    association: Literal["by_name"] = "by_name"
+    association: Literal["by_name", "epipolar"] = "by_name"
     fix_left_right: bool = True
+    sync_tolerance_ms: float | None = None
+    sync_wait_ms: float | None = None
 
     def __post_init__(self) -> None:
         check_range("min_views", self.min_views, 2, 64)
         check_range("max_reprojection_px", self.max_reprojection_px, 0.0, 10_000.0, low_open=True, unit=" px")
         check_range("min_confidence", self.min_confidence, 0.0, 1.0)
+        if self.sync_tolerance_ms is not None:
+            check_range("sync_tolerance_ms", self.sync_tolerance_ms, 0.0, 1000.0, low_open=True, unit=" ms")
+        if self.sync_wait_ms is not None:
+            check_range("sync_wait_ms", self.sync_wait_ms, 0.0, MAX_SYNC_WAIT_MS, unit=" ms")
         if self.min_confidence >= 1.0:
             raise ValueError(f"min_confidence must be below 1 (no joint would be used), got {self.min_confidence}")
 

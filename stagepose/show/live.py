@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stagepose.runtime.backends.base import Backend, BackendConfig
 from stagepose.show.config import CameraConfig, ShowConfig
@@ -28,12 +28,15 @@ from stagepose.show.osc import OscSink, PerformerFrame
 from stagepose.show.pipeline import PosePipeline
 from stagepose.show.record import KeypointRecorder
 from stagepose.show.sources.base import ThreadedSource
+from stagepose.show.sources.clock import SharedAnchor
 from stagepose.show.sources.health import SourceHealth, SourceState
 from stagepose.show.status import CameraStatus, StatusBoard
 from stagepose.show.telemetry import CameraStats, latency_summary
 
 if TYPE_CHECKING:
+    from stagepose.show.live3d import LiveFusion
     from stagepose.show.monitor.snapshot import MonitorFeed, ShowStatus
+    from stagepose.show.sync import SyncedFrames
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class LiveSummary:
     cameras_without_frames: dict[str, str] = field(default_factory=dict)
     record_error: str | None = None
     record_lines_lost: int = 0
+    multiview: dict[str, Any] = field(default_factory=dict)  # a multiview show: its 3D steps (`LiveFusion.summary`)
 
     @property
     def show_failed(self) -> bool:
@@ -144,9 +148,16 @@ class _LiveLoop:
                     metadata={"show": show.show, "backend": self.backend_label},
                 )
             )
+        self.fusion: LiveFusion | None = None  # a multiview show: time steps of all cameras -> 3D per performer
+        if show.fused:
+            from stagepose.show.live3d import LiveFusion
+
+            self.fusion = LiveFusion(show, self.cameras, self.sink, self.recorder)  # reads calibrations: fails early
+        # files of a multiview show are recordings of synchronised cameras: they play in lockstep
+        anchor = SharedAnchor() if show.fused else None
         self.sources: dict[str, ThreadedSource] = {
             c.id: stack.enter_context(
-                open_source(c.uri, c.id, base_dir=show.base_dir, stall_timeout_s=c.stall_timeout_s)
+                open_source(c.uri, c.id, base_dir=show.base_dir, stall_timeout_s=c.stall_timeout_s, file_anchor=anchor)
             )
             for c in self.cameras
         }
@@ -172,8 +183,10 @@ class _LiveLoop:
             self._watch_cameras(healths, now)
             if self.monitor is not None and self.monitor.status_due(now):  # only while a page is open
                 self.monitor.publish_status(self._monitor_status(healths, now - started))
+            if self.fusion is not None:
+                self.fusion.send_lost_if_silent(now)
             self.sink.heartbeat(
-                performers_tracked=sum(self.tracked.values()),
+                performers_tracked=self._performers_tracked(),
                 record=None if self.recorder is None else (self.recorder.error is None, self.recorder.lines_lost),
             )
             if self.board.due(now):
@@ -204,11 +217,38 @@ class _LiveLoop:
             backend=self.backend_label,
             stopped_by=stopped_by,
             osc=self.sink.summary(),
+            multiview={} if self.fusion is None else self.fusion.summary(),
         )
 
+    def _performers_tracked(self) -> int:
+        """For the heartbeat: performers tracked now (in 3D in a multiview show, else in their camera)."""
+        if self.fusion is not None:
+            return sum(self.fusion.tracked.values())
+        return sum(self.tracked.values())
+
+    def _expected_cameras(self) -> set[str]:
+        """Cameras that should deliver now: live, frames not refused (a multiview step waits for these)."""
+        return {
+            cid
+            for cid, src in self.sources.items()
+            if src.health().state == SourceState.LIVE and self.pipeline.camera_state(cid).refused is None
+        }
+
     def _process_new_frames(self) -> bool:
-        """Take each camera's newest frame (never waiting), run them as one batch and send the results."""
-        frames = [f for src in self.sources.values() if (f := src.latest(timeout=0)) is not None]
+        """Take each camera's newest frame, run them as one batch and send the results.
+
+        A single-camera show never waits. A multiview show waits (bounded, `FrameSync`) for a camera whose
+        newest frame is older than the others', then sends the fused 3D performers instead of each
+        camera's 2D ones.
+        """
+        synced: SyncedFrames | None = None
+        expected: set[str] = set()
+        if self.fusion is not None:
+            expected = self._expected_cameras()
+            synced = self.fusion.take(self.sources, expected)
+            frames = [] if synced is None else synced.frames
+        else:
+            frames = [f for src in self.sources.values() if (f := src.latest(timeout=0)) is not None]
         if not frames:
             return False
         # the send time is read once the model's output is decoded, so a forecast is for when packets leave
@@ -216,7 +256,8 @@ class _LiveLoop:
         for result in results:
             if result.refused:
                 continue  # _watch_cameras reports the camera lost, with the reason
-            self.sink.send_performer(PerformerFrame.from_result(result, self.show.tracking.min_confidence))
+            if self.fusion is None:
+                self.sink.send_performer(PerformerFrame.from_result(result, self.show.tracking.min_confidence))
             self.tracked[(result.camera_id, result.performer)] = result.tracked
             latency_ms = (time.time() - result.t_capture) * 1e3
             if self.recorder is not None:
@@ -228,6 +269,8 @@ class _LiveLoop:
                 self.stats[frame.camera_id].add(latency_ms, any(r.tracked for r in mine))
                 if self.monitor is not None:  # a reference into a slot: no copy, no wait
                     self.monitor.publish(frame, mine, latency_ms)
+        if self.fusion is not None and synced is not None:
+            self.fusion.step(synced, results, expected)
         return True
 
     def _problem(self, camera: CameraConfig, health: SourceHealth, now: float) -> str | None:
@@ -268,7 +311,9 @@ class _LiveLoop:
                 self.was_live[camera.id] = False
             if problem is not None:
                 self._report(camera, state, problem)
-            if now - self.last_lost_sent[camera.id] >= LOST_STATUS_INTERVAL_S:
+            if self.fusion is None and now - self.last_lost_sent[camera.id] >= LOST_STATUS_INTERVAL_S:
+                # (a multiview show keeps its performers from the other cameras; `LiveFusion` sends them
+                # lost when no camera delivers)
                 for lost in self.pipeline.no_frame(camera.id, time.time()):
                     self.sink.send_performer(PerformerFrame.from_result(lost, self.show.tracking.min_confidence))
                     self.tracked[(camera.id, lost.performer)] = False
@@ -306,7 +351,8 @@ class _LiveLoop:
         header = f"stagepose live: {self.show.show}  {elapsed_s:7.1f} s   (Ctrl-C stops)"
         if self.recorder is not None and self.recorder.error is not None:
             header += f"   RECORD NOT WRITING ({self.recorder.lines_lost} lines lost): {self.recorder.error}"
-        self.board.show(header, _statuses(self.cameras, healths, self.stats, self.pipeline), self.backend_label)
+        footer = [] if self.fusion is None else [self.fusion.status_line()]
+        self.board.show(header, _statuses(self.cameras, healths, self.stats, self.pipeline), self.backend_label, footer)
 
 
 def _statuses(

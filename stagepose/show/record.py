@@ -250,6 +250,8 @@ class KeypointRecorder:
         views: list[list[str]] | None = None,
         reprojection_px: np.ndarray | None = None,
         swapped: list[str] | None = None,
+        latency_ms: float | None = None,
+        step_cameras: list[str] | None = None,
     ) -> None:
         """Append one performer's 3D pose of one time step (a multiview show).
 
@@ -264,6 +266,8 @@ class KeypointRecorder:
             views: per joint, the cameras it was triangulated from.
             reprojection_px: (16,) RMS reprojection error over the views used, pixels (NaN: not triangulated).
             swapped: cameras whose pose was read with left and right exchanged.
+            latency_ms: live: capture (the step's time) to OSC send, milliseconds.
+            step_cameras: live: the cameras whose frames formed the time step (the others were late).
         """
 
         def rows(points: np.ndarray, conf: np.ndarray) -> list[list[float | None]]:
@@ -283,6 +287,8 @@ class KeypointRecorder:
                 "views_used": used,
                 "reprojection_px": _scalars(reprojection_px, 2),
                 "swapped": swapped or [],
+                **({} if latency_ms is None else {"latency_ms": round(latency_ms, 2)}),
+                **({} if step_cameras is None else {"step_cameras": step_cameras}),
             }
         )
 

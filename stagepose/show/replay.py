@@ -209,18 +209,18 @@ def _run_multiview(
     """A multiview show's replay: every input together, 3D record, reprojected overlays, 3D summary."""
     from stagepose.show.replay3d import print_summary, run_multiview_replay
 
-    unsupported = [o for o, on in (("--realtime", realtime), ("--osc", send_osc), ("--rts", rts),
-                                   ("--monitor", monitor)) if on]  # fmt: skip
+    unsupported = [o for o, on in (("--realtime", realtime), ("--rts", rts), ("--monitor", monitor)) if on]
     if unsupported:
         raise ConfigError(f"{' '.join(unsupported)}: not available yet for a show with a 'multiview:' section "
-                          "(its replay writes the 3D record, overlays and summary)")  # fmt: skip
+                          "(its replay writes the 3D record, overlays and summary, and sends OSC with --osc; "
+                          "`stagepose live` runs it at the cameras' pace with the monitor page)")  # fmt: skip
     cameras = replay_cameras(show, inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     own_backend = backend is None
     backend = backend or open_show_backend(show)
     try:
         result = run_multiview_replay(show, cameras, inputs, out_dir, backend, progress=progress,
-                                      max_frames=max_frames)  # fmt: skip
+                                      max_frames=max_frames, send_osc=send_osc)  # fmt: skip
     finally:
         if own_backend:
             backend.close()

@@ -4,9 +4,9 @@ The input files are read in lockstep (recorded files: the i-th frame of every cl
 the skew of their times relative to each clip's first frame is reported). Each time step's frames go
 through the show's `PosePipeline` as one batch (all crops of all cameras in one inference), which gives
 each camera's 2D result per performer, written to the record as in a one-camera replay. The performer's
-poses of the different cameras are associated by name (`stagepose.multiview.associate.by_name`),
-triangulated (`stagepose.multiview.triangulate`, all performers in one solve) and smoothed in metres
-(`stagepose.multiview.smoothing`, dt from the capture times). Outputs in the replay folder:
+poses of the different cameras are associated, triangulated and smoothed in metres by
+`stagepose.show.fuse3d.Fuser3D` (the same fusion `stagepose live` runs); with ``--osc`` each step's
+performers go to the show's OSC destinations as in the show. Outputs in the replay folder:
 
 * ``keypoints.jsonl``: the per-camera 2D ``frame`` lines, and per performer per time step a ``pose3d``
   line (`KeypointRecorder.write_pose3d`);
@@ -21,68 +21,41 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stagepose.calibration.files import load_calibration
 from stagepose.errors import ConfigError
-from stagepose.multiview.associate import by_name
-from stagepose.multiview.cameras import Rig, RigCamera
+from stagepose.multiview.cameras import Rig
 from stagepose.multiview.measure import ClipPoses, triangulation_report
-from stagepose.multiview.smoothing import make_smoother_3d
-from stagepose.multiview.triangulate import Triangulation, TriangulationSettings, triangulate_performers
+from stagepose.multiview.triangulate import Triangulation, TriangulationSettings
 from stagepose.runtime.backends.base import Backend
 from stagepose.show.config import CameraConfig, ShowConfig
-from stagepose.show.filters.kalman import KalmanSmoother
+from stagepose.show.fuse3d import MIN_JOINTS_3D, Fuser3D, Pose3D, record_pose3d
+from stagepose.show.osc import OscSink
 from stagepose.show.overlay import OverlayWriter, draw_pose, performer_colour
 from stagepose.show.record import KeypointRecorder
-from stagepose.show.result import PerformerResult
 from stagepose.skeleton import NUM_JOINTS, Joint
-
-MIN_JOINTS_3D = NUM_JOINTS // 2  # a time step "has a 3D pose" of a performer when this many joints triangulate
 
 
 @dataclass
 class _Track3D:
     """One performer's 3D results over the replay (private)."""
 
-    smoother: KalmanSmoother
     raw: list[np.ndarray] = field(default_factory=list)  # (K, 3) triangulated, NaN where not
     smoothed: list[np.ndarray] = field(default_factory=list)  # (K, 3) Kalman, NaN where lost
     parts: list[Triangulation] = field(default_factory=list)
     joints2d: list[np.ndarray] = field(default_factory=list)  # (C, K, 2)
     conf2d: list[np.ndarray] = field(default_factory=list)  # (C, K)
 
-
-def multiview_rig(show: ShowConfig, cameras: Sequence[CameraConfig]) -> Rig:
-    """The calibrated cameras of a multiview show, named by camera id, in the order of ``cameras``.
-
-    Raises:
-        ConfigError: a camera without a calibration, or one whose calibration has no extrinsics.
-    """
-    rig_cameras = []
-    for camera in cameras:
-        if camera.calibration is None:
-            raise ConfigError(f"camera {camera.id!r}: a multiview show needs a calibration with extrinsics")
-        path = show.resolve(camera.calibration)
-        calibration = replace(load_calibration(path), camera=camera.id)
-        rig_cameras.append(RigCamera.from_calibration(calibration, f"camera {camera.id!r}: {path}"))
-    try:
-        return Rig(tuple(rig_cameras))
-    except ValueError as exc:
-        raise ConfigError(f"multiview: {exc}") from None
-
-
-def triangulation_settings(show: ShowConfig) -> TriangulationSettings:
-    """The show's ``multiview`` section as triangulation settings."""
-    mv = show.multiview
-    if mv is None:
-        return TriangulationSettings()
-    return TriangulationSettings(min_confidence=mv.min_confidence, max_reprojection_px=mv.max_reprojection_px,
-                                 min_views=mv.min_views, fix_left_right=mv.fix_left_right)  # fmt: skip
+    def add(self, pose: Pose3D) -> None:
+        self.raw.append(pose.triangulation.points)
+        self.smoothed.append(pose.smoothed)
+        self.parts.append(pose.triangulation)
+        self.joints2d.append(pose.joints2d)
+        self.conf2d.append(pose.conf2d)
 
 
 def _lockstep(sources: Sequence[Iterator[Any]]) -> Iterator[list[Any]]:
@@ -107,6 +80,7 @@ def run_multiview_replay(
     *,
     progress: bool = True,
     max_frames: int | None = None,
+    send_osc: bool = False,
 ) -> dict[str, Any]:
     """Replay synchronised ``inputs`` (one per camera of ``cameras``) of a multiview show into ``out_dir``.
 
@@ -118,6 +92,8 @@ def run_multiview_replay(
         backend: the opened model.
         progress: show a progress bar.
         max_frames: stop after this many time steps.
+        send_osc: send each step's fused performers to the show's OSC destinations (one bundle per
+            performer per step, as `stagepose live` does; `Fuser3D.osc_frame`).
 
     Returns:
         The summary (also written to ``summary3d.json``): frames, skew, per performer report, overlays.
@@ -137,11 +113,11 @@ def run_multiview_replay(
             f"{len(inputs)} input videos but the multiview show has {len(show.active_cameras)} active cameras: "
             "give one synchronised video per camera, in the order of 'cameras' in the show file"
         )
-    rig = multiview_rig(show, cameras)
-    settings = triangulation_settings(show)
+    fuser = Fuser3D(show, cameras)
+    rig = fuser.rig
     pipeline = PosePipeline(show, backend, cameras, timing_window=None)
-    names = [p.address for p in show.cast]
-    tracks = {name: _Track3D(make_smoother_3d()) for name in names}
+    names = fuser.names
+    tracks = {name: _Track3D() for name in names}
     record_path = out_dir / "keypoints.jsonl"
     if record_path.exists():
         record_path.unlink()  # a replay writes a fresh record
@@ -154,6 +130,7 @@ def run_multiview_replay(
     meta = {"show": show.show, "mode": "replay", "multiview": {"cameras": rig.names, "world": "calibration"}}
     with contextlib.ExitStack() as stack:
         recorder = stack.enter_context(KeypointRecorder(record_path, metadata=meta))
+        sink = stack.enter_context(OscSink(show.outputs.osc)) if send_osc else None
         sources = [
             stack.enter_context(open_source(FileSpec(path=v.resolve(), loop=False, pacing="fast"), c.id, lossless=True))
             for c, v in zip(cameras, inputs)
@@ -183,67 +160,31 @@ def run_multiview_replay(
                     raise ConfigError(f"camera {result.camera_id!r}: frame {result.frame_seq}: {result.reason}")
                 recorder.write_result(result)
             t0 = time.perf_counter()
-            fused = _fuse(rig, cameras, done, names, settings)
+            fused = fuser.fuse(done, t)
             solve_ms.append((time.perf_counter() - t0) * 1e3)
+            if fused is None:  # a clip whose capture times do not move forward
+                raise ConfigError(f"--input {inputs[0]}: frame {step} is not later than the one before it")
             reprojected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-            for name in names:
-                tri, joints2d, conf2d = fused[name]
-                track = tracks[name]
-                points = tri.points
-                pose = track.smoother.update(t, points, tri.confidence)
-                smoothed = np.where(pose.quality[:, None] > 0, pose.position, np.nan)
-                track.raw.append(points)
-                track.smoothed.append(smoothed)
-                track.parts.append(tri)
-                track.joints2d.append(joints2d)
-                track.conf2d.append(conf2d)
-                recorder.write_pose3d(
-                    t_capture=t, performer=name, seq=step, joints3d=smoothed, confidence=pose.quality,
-                    raw3d=points, raw_confidence=tri.confidence,
-                    views=[[rig.names[v] for v in np.flatnonzero(tri.views[:, j])] for j in range(NUM_JOINTS)],
-                    reprojection_px=tri.reprojection_px,
-                    swapped=[rig.names[v] for v in np.flatnonzero(tri.swapped)] if tri.swapped is not None else [],
-                )  # fmt: skip
-                reprojected[name] = (smoothed, pose.quality)
+            for pose in fused:
+                tracks[pose.performer].add(pose)
+                record_pose3d(recorder, rig, pose)
+                if sink is not None:
+                    sink.send_performer(fuser.osc_frame(pose, show.tracking.min_confidence))
+                reprojected[pose.performer] = (pose.smoothed, pose.quality)
+            if sink is not None:
+                sink.heartbeat(performers_tracked=sum(pose.tracked for pose in fused))
             for v, (camera, frame) in enumerate(zip(cameras, frames)):
                 writers[camera.id].write(_draw3d(frame.image, rig, v, reprojected, step, show))
             bar.update(1)
     if not times:
         raise ConfigError(f"--input {inputs[0]}: no frame could be decoded")
-    summary = _summary(rig, tracks, times, skews, solve_ms, settings)
+    summary = _summary(rig, tracks, times, skews, solve_ms, fuser.settings)
     summary.update(
         wall_s=round(time.perf_counter() - started, 2), record=str(record_path),
         overlays={k: str(v) for k, v in overlays.items()},
     )  # fmt: skip
     (out_dir / "summary3d.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _fuse(
-    rig: Rig, cameras: Sequence[CameraConfig], done: list[PerformerResult], names: list[str],
-    settings: TriangulationSettings,
-) -> dict[str, tuple[Triangulation, np.ndarray, np.ndarray]]:  # fmt: skip
-    """Associate one time step's 2D results by performer name and triangulate every performer at once.
-
-    Returns:
-        performer -> (triangulation of its K joints, (C, K, 2) raw pixels, (C, K) confidence).
-    """
-    view_of = {c.id: v for v, c in enumerate(cameras)}
-    per_view: list[list[PerformerResult]] = [[] for _ in cameras]
-    for result in done:
-        if result.tracked:
-            per_view[view_of[result.camera_id]].append(result)
-    people = by_name([[r.performer for r in results] for results in per_view])
-    poses = {}
-    for name in names:
-        joints = np.full((len(cameras), NUM_JOINTS, 2), np.nan)
-        conf = np.zeros((len(cameras), NUM_JOINTS))
-        for view, i in people.get(name, {}).items():
-            joints[view] = per_view[view][i].raw_joints
-            conf[view] = per_view[view][i].raw_confidence  # 0 for joints occluded by someone in front
-        poses[name] = (joints, conf)
-    solved = triangulate_performers(rig, poses, settings)
-    return {name: (solved[name], *poses[name]) for name in names}
 
 
 def _draw3d(

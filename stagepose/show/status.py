@@ -75,11 +75,11 @@ class StatusBoard:
     def due(self, now: float | None = None) -> bool:
         return self.enabled and (time.monotonic() if now is None else now) >= self._next
 
-    def show(self, header: str, statuses: Sequence[CameraStatus], backend: str) -> None:
-        """Draw the board (call when ``due()``)."""
+    def show(self, header: str, statuses: Sequence[CameraStatus], backend: str, footer: Sequence[str] = ()) -> None:
+        """Draw the board (call when ``due()``); ``footer`` lines go under the cameras (e.g. the 3D line)."""
         self._next = time.monotonic() + self.interval_s
         with self._lock:
-            self._lines = [header, *(s.line(backend) for s in statuses)]
+            self._lines = [header, *(s.line(backend) for s in statuses), *footer]
             if self._tty and self._drawn_lines:
                 self.stream.write(f"\x1b[{self._drawn_lines}F")  # cursor up to the board's first line
             self._draw()

@@ -72,3 +72,34 @@ class StreamClock:
             self.resyncs += 1
             return now
         return t
+
+
+class SharedAnchor:
+    """One wall-clock anchor for several files played as synchronised cameras (thread-safe).
+
+    A file source anchors its stream time 0 at the wall time its first frame is decoded. Recordings of
+    synchronised cameras played that way in a multiview show would each start when its own decoder got
+    going, so frames stamped the same instant would show different moments. Files sharing one anchor
+    play in lockstep: the first frame decoded of any of them sets it, and when one file falls too far
+    behind (decoding slower than real time) it moves the anchor for all of them, so they slow down
+    together and stay aligned.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._value: float | None = None
+
+    def anchor(self, now: float, rel_s: float) -> float:
+        """The anchor (wall time of stream time 0); the first caller sets it so that ``rel_s`` is now."""
+        with self._lock:
+            if self._value is None:
+                self._value = now - rel_s
+            return self._value
+
+    def catch_up(self, now: float, rel_s: float) -> float:
+        """Move the anchor later so that stream time ``rel_s`` is ``now`` (never earlier); the new anchor."""
+        with self._lock:
+            self._value = max(self._value if self._value is not None else now - rel_s, now - rel_s)
+            return self._value

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from stagepose.errors import ConfigError
 from stagepose.show.sources.base import ThreadedSource
+from stagepose.show.sources.clock import SharedAnchor
 from stagepose.show.sources.uri import FileSpec, NdiSpec, RtspSpec, SourceSpec, WebcamSpec, parse_source_uri
 
 
@@ -16,6 +17,7 @@ def open_source(
     base_dir: str | Path | None = None,
     lossless: bool | None = None,
     stall_timeout_s: float = 2.0,
+    file_anchor: SharedAnchor | None = None,
 ) -> ThreadedSource:
     """Open a camera source and start its decoding thread.
 
@@ -29,6 +31,7 @@ def open_source(
         lossless: deliver every frame (the decoder waits for the consumer) instead of newest-only.
             None: True for files with ``pacing=fast`` (replay), False otherwise (live).
         stall_timeout_s: no frame for this long reports ``stalled``; live sources then reopen.
+        file_anchor: files only: play on this shared clock (recordings of synchronised cameras).
 
     Returns:
         A started source: use it in ``with``, poll ``latest(timeout)``, or iterate.
@@ -52,7 +55,7 @@ def open_source(
     elif isinstance(spec, FileSpec):
         from stagepose.show.sources.pyav_source import FileSource
 
-        source = FileSource(spec, camera_id, lossless=lossless, stall_timeout_s=stall_timeout_s)
+        source = FileSource(spec, camera_id, lossless=lossless, stall_timeout_s=stall_timeout_s, anchor=file_anchor)
     elif isinstance(spec, NdiSpec):
         from stagepose.show.sources.ndi_source import NdiSource
 

@@ -25,7 +25,7 @@ from av.video.stream import VideoStream
 
 from stagepose.errors import DataError
 from stagepose.show.sources.base import ThreadedSource
-from stagepose.show.sources.clock import StreamClock
+from stagepose.show.sources.clock import SharedAnchor, StreamClock
 from stagepose.show.sources.health import SourceState
 from stagepose.show.sources.uri import FileSpec, RtspSpec
 
@@ -215,6 +215,8 @@ class FileSource(_PyAVSource):
         lossless: deliver every frame, the decoder waiting for the consumer. Defaults to True for
             fast pacing (replay) and False for realtime (a slow consumer drops stale frames).
         stall_timeout_s: used for the health report only.
+        anchor: a `SharedAnchor` for files recorded by synchronised cameras (a multiview show): they then
+            play in lockstep, stamped on one clock.
     """
 
     kind = "file"
@@ -226,12 +228,14 @@ class FileSource(_PyAVSource):
         *,
         lossless: bool | None = None,
         stall_timeout_s: float = 2.0,
+        anchor: SharedAnchor | None = None,
     ) -> None:
         if lossless is None:
             lossless = spec.pacing == "fast"
         super().__init__(camera_id, spec.uri, lossless=lossless, stall_timeout_s=stall_timeout_s)
         self._spec = spec
         self._anchor: float | None = None  # wall time of stream time 0 (first frame of the first pass)
+        self._shared = anchor  # files of synchronised cameras share one anchor (realtime pacing)
         self._late_warned = False
         self._short_warned = False
 
@@ -302,7 +306,9 @@ class FileSource(_PyAVSource):
         Returns None if the source was closed while waiting.
         """
         now = time.time()
-        if self._anchor is None:
+        if self._shared is not None and self._spec.pacing != "fast":
+            self._anchor = self._shared.anchor(now, rel_s)  # another file may have moved it
+        elif self._anchor is None:
             self._anchor = now - rel_s  # stream time 0 happens "now" on the wall clock
         t_capture = self._anchor + rel_s
         if self._spec.pacing == "fast":
@@ -318,5 +324,7 @@ class FileSource(_PyAVSource):
                 self._log.warning("decoding slower than real time (%.2f s late); clip plays slower", -wait)
                 self._late_warned = True
             self._anchor += -wait
+            if self._shared is not None:
+                self._anchor = self._shared.catch_up(now, rel_s)  # the others slow down with this one
             t_capture = now
         return t_capture
