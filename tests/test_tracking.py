@@ -132,3 +132,142 @@ def test_crop_converges_to_the_training_crop_when_the_pose_moves() -> None:
     box = tracker.crop(FRAME)
     assert np.abs(np.array(box.center) - center).max() <= 1.0
     assert np.abs(np.array(box.size) - size).max() <= 1.0
+
+
+# --- appearance: each performer's torso colours (stagepose.show.appearance) -------------------------------
+
+# An upright person in MPII joint order, in heights from the middle of the body (y down).
+_PERSON = np.array([
+    (0.08, 0.5), (0.08, 0.25), (0.08, 0.0), (-0.08, 0.0), (-0.08, 0.25), (-0.08, 0.5),  # r/l leg
+    (0.0, 0.0), (0.0, -0.3), (0.0, -0.38), (0.0, -0.5),  # pelvis, thorax, upper neck, head top
+    (0.18, 0.0), (0.16, -0.15), (0.12, -0.3), (-0.12, -0.3), (-0.16, -0.15), (-0.18, 0.0),  # r/l arm
+])  # fmt: skip
+_SHIRTS = {"red": (40, 40, 200), "blue": (200, 90, 30), "green": (40, 180, 40)}  # BGR
+
+
+def _stage(people: dict[str, tuple[float, float]], height: float = 300.0, seed: int = 0) -> np.ndarray:
+    """A grey 1000x600 frame with a noisy shirt-coloured torso block per person (name -> centre)."""
+    rng = np.random.default_rng(seed)
+    image = np.full((600, 1000, 3), 128, np.uint8)
+    for name, (x, y) in people.items():
+        x0, x1 = int(x - 0.14 * height), int(x + 0.14 * height)
+        y0, y1 = int(y - 0.33 * height), int(y + 0.03 * height)
+        image[y0:y1, x0:x1] = _SHIRTS[name]
+    noise = rng.integers(-12, 13, image.shape)
+    return np.clip(image.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def _joints(centre: tuple[float, float], height: float = 300.0) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(centre) + _PERSON * height, np.ones(16, bool)
+
+
+def _look_of(config, *histograms):  # type: ignore[no-untyped-def]
+    from stagepose.show.appearance import Look
+
+    look = Look(config)
+    for histogram in histograms:
+        look.learn(histogram)
+    return look
+
+
+def test_torso_colours_tell_two_performers_apart() -> None:
+    from stagepose.show.appearance import bhattacharyya, torso_histogram
+
+    first = _stage({"red": (300, 300), "blue": (700, 300)})
+    later = _stage({"red": (330, 310), "blue": (690, 300)}, seed=1)  # the next frame: moved, other noise
+    red = torso_histogram(first, *_joints((300, 300)))
+    red_later = torso_histogram(later, *_joints((330, 310)))
+    blue = torso_histogram(first, *_joints((700, 300)))
+    assert red is not None and red_later is not None and blue is not None
+    assert red.sum() == pytest.approx(1.0)
+    assert bhattacharyya(red, red_later) < 0.3 < 0.9 < bhattacharyya(red, blue)
+    # with fewer than two torso joints seen there is no torso to look at
+    joints, seen = _joints((300, 300))
+    seen[[2, 3, 6, 7, 12]] = False
+    assert torso_histogram(first, joints, seen) is None
+
+
+def test_a_torso_seen_by_its_shoulders_only_is_looked_for_below_them() -> None:
+    from stagepose.show.appearance import torso_region
+
+    joints, seen = _joints((300, 300))
+    seen[[2, 3, 6]] = False  # no hip, no pelvis
+    region = torso_region(joints, seen)
+    assert region is not None and region.shape == (100, 2)
+    shoulders_y = joints[[12, 13], 1].mean()
+    assert region[:, 1].min() >= shoulders_y - 1e-6 and region[:, 1].max() > shoulders_y + 30
+
+
+def test_a_learned_look_refuses_another_performers_pose_and_a_stranger_while_reacquiring() -> None:
+    from stagepose.show.appearance import AppearanceConfig, refusals, torso_histogram
+
+    config = AppearanceConfig(warmup=3, stranger_following=1.0)  # strangers refused while re-acquiring only
+    image = _stage({"red": (200, 300), "blue": (500, 300), "green": (800, 300)})
+    red, blue, green = (torso_histogram(image, *_joints((x, 300))) for x in (200, 500, 800))
+    headless = np.zeros(16, bool)
+    headless[[0, 1, 4, 5, 10, 15]] = True  # legs and wrists: no torso, so no look
+    candidates = [red, blue, green, torso_histogram(image, _joints((200, 300))[0], headless)]
+    assert candidates[3] is None
+    # looks learned from too few poses refuse nothing
+    young = [_look_of(config, red), _look_of(config, blue)]
+    assert refusals(young, candidates, ["following", "following"]) == [[False] * 4, [False] * 4]
+    looks = [_look_of(config, red, red, red), _look_of(config, blue, blue, blue)]
+    # each refuses the other's pose and a pose without a torso; the stranger (green) only while re-acquiring
+    assert refusals(looks, candidates, ["following", "searching"]) == [[False, True, False, True],
+                                                                       [True, False, False, True]]  # fmt: skip
+    assert refusals(looks, candidates, ["reacquiring", "following"])[0] == [False, True, True, True]
+    lenient = AppearanceConfig(warmup=3, need_torso=False)
+    # alone in its camera, a following track still refuses what looks like nobody it knows (> stranger_following)
+    assert refusals([_look_of(lenient, red, red, red)], candidates, ["following"]) == [[False, True, True, False]]
+    assert refusals([_look_of(lenient, red, red, red)], candidates, ["searching"]) == [[False, False, False, False]]
+
+
+def test_a_look_is_learned_only_from_a_whole_torso_clear_of_other_performers() -> None:
+    from stagepose.show.appearance import AppearanceConfig, learn, torso_histogram
+
+    image = _stage({"red": (200, 300), "blue": (500, 300)})
+    poses = [_joints((200, 300)), _joints((500, 300)), _joints((230, 300))]  # the last overlaps the red torso
+    histograms = [torso_histogram(image, j, s) for j, s in poses]
+    joints, seen = [p[0] for p in poses], [p[1] for p in poses]
+    clear = [np.zeros(16, bool), np.zeros(16, bool)]
+    FOLLOWING = ["following", "following"]  # noqa: N806
+    looks = [_look_of(AppearanceConfig()), _look_of(AppearanceConfig())]
+    learn(looks, histograms, [0, 1], joints, seen, clear, FOLLOWING)
+    assert [look.samples for look in looks] == [1, 1]
+    learn(looks, histograms, [0, 2], joints, seen, clear, FOLLOWING)  # two torsos overlap: neither is sure
+    hidden = [np.zeros(16, bool), np.eye(16, dtype=bool)[12]]  # a shoulder behind someone in front
+    learn(looks, histograms, [0, 1], joints, seen, hidden, FOLLOWING)
+    assert [look.samples for look in looks] == [2, 1]
+    partial = [s.copy() for s in seen]
+    partial[0][3] = False  # one hip not seen: no whole torso
+    learn(looks, histograms, [0, 1], joints, partial, clear, FOLLOWING)
+    assert [look.samples for look in looks] == [2, 2]
+
+
+def test_appearance_config_rejects_bad_values() -> None:
+    from stagepose.show.appearance import AppearanceConfig
+
+    with pytest.raises(ValueError, match="margin"):
+        AppearanceConfig(margin=1.5)
+    with pytest.raises(ValueError, match="warmup"):
+        AppearanceConfig(warmup=0)
+    with pytest.raises(ValueError, match="rate"):
+        AppearanceConfig(rate=float("nan"))
+
+
+def test_a_performer_found_again_looking_like_a_stranger_is_learned_afresh() -> None:
+    """A lighting change while the performer was lost must not lock them out for good."""
+    from stagepose.show.appearance import AppearanceConfig, learn, torso_histogram
+
+    config = AppearanceConfig(warmup=2)
+    red_light, green_light = _stage({"red": (300, 300)}), _stage({"green": (300, 300)})
+    joints, seen = _joints((300, 300))
+    red, green = torso_histogram(red_light, joints, seen), torso_histogram(green_light, joints, seen)
+    look = _look_of(config, red, red, red)
+    none = [np.zeros(16, bool)]
+    learn([look], [green], [0], [joints], [seen], none, ["reacquiring"])  # re-acquiring: not taught a stranger
+    assert look.samples == 3 and look.distance(green) == pytest.approx(1.0, abs=0.05)
+    learn([look], [green], [0], [joints], [seen], none, ["searching"])  # found after a whole search: start afresh
+    assert look.samples == 1 and look.histogram is not None and not look.ready
+    learn([look], [green], [0], [joints], [seen], none, ["following"])
+    assert look.distance(green) == pytest.approx(0.0, abs=1e-6)

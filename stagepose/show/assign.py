@@ -13,7 +13,9 @@ crop holding two people gives one person's upper body at the wrong scale) can go
 when two tracks lock onto one person the one whose prediction agrees better keeps the name. Searching
 tracks then take what is left, the surest pose first (most confident joints: a whole person beats a
 mixed or partial pose), never one of a person already named. A pose that qualifies for no track (a
-bystander outside every zone) is never named.
+bystander outside every zone) is never named. A track never takes a pose its performer's look refuses
+(`TrackView.refused`, from `stagepose.show.appearance`: the pose looks like another performer, or, while
+re-acquiring, like nobody it knows), however near.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class TrackView:
             zone); None: all 1.
         floor: (stage floor (x, y) metres, performer height in metres) of the prediction, with a stage
             calibration; None otherwise.
+        refused: per candidate, whether the performer's look rules it out (`stagepose.show.appearance`);
+            None: none is.
     """
 
     prediction: tuple[np.ndarray, float] | None
@@ -73,6 +77,11 @@ class TrackView:
     qualifies: Sequence[bool]
     floor: tuple[np.ndarray, float] | None = None
     zone_share: Sequence[float] | None = None
+    refused: Sequence[bool] | None = None
+
+    def allows(self, c: int) -> bool:
+        """Whether candidate ``c`` may be this performer: it qualifies and its look is not refused."""
+        return bool(self.qualifies[c]) and not (self.refused is not None and self.refused[c])
 
 
 def _zone_share(track: TrackView, c: int) -> float:
@@ -152,7 +161,7 @@ def assign(
         if track.prediction is None:
             continue
         for c, candidate in enumerate(candidates):
-            if track.qualifies[c]:
+            if track.allows(c):
                 cost = distance(track, candidate)
                 if cost <= gate:
                     pairs.append((cost, t, c))
@@ -164,7 +173,7 @@ def assign(
     # the surest pose first (a mixed pose in one crop does not take a person another track sees whole);
     # ties go to a track's own crop
     options = [(-_zone_share(track, c), -candidates[c].score, c != track.own, t, c) for t, track in enumerate(tracks)
-               if track.prediction is None for c in range(len(candidates)) if track.qualifies[c]]  # fmt: skip
+               if track.prediction is None for c in range(len(candidates)) if track.allows(c)]  # fmt: skip
     for *_, t, c in sorted(options):
         if taken[t] is None and free(c, NEW_PERSON_SHARE):
             taken[t], used = c, [*used, c]

@@ -29,6 +29,7 @@ from stagepose.calibration.files import CameraCalibration
 from stagepose.calibration.mapper import StageMapper, load_checked_calibration
 from stagepose.errors import ConfigError
 from stagepose.runtime.backends.base import Backend
+from stagepose.show import appearance
 from stagepose.show.assign import Candidate, SamePerson, TrackView, assign
 from stagepose.show.bodies import in_front, on_body
 from stagepose.show.config import CameraConfig, PerformerConfig, ShowConfig
@@ -341,6 +342,11 @@ class PosePipeline:
             seen = (c >= tracking.min_confidence) & np.isfinite(j).all(axis=1)
             floor = mapper.floor_position(j, c, tracking.min_confidence) if mapper and several else None
             candidates.append(Candidate(j, c, seen, None if floor is None else np.asarray(floor)))
+        # each performer's look (torso colours) refuses poses of someone else (`stagepose.show.appearance`)
+        looks = [tr.tracker.look for tr in state.tracks] if several_tracks and tracking.appearance else None
+        histograms = [appearance.torso_histogram(frame.image, c.joints, c.seen) for c in candidates] if looks else []
+        states = [tr.tracker.state for tr in state.tracks]
+        refused = appearance.refusals(looks, histograms, states) if looks else None
         views = []
         for k, tr in enumerate(state.tracks):
             prediction = tr.tracker.prediction()
@@ -353,14 +359,20 @@ class PosePipeline:
                 floor=None if tr.floor is None else (tr.floor, tracking.performer_height_m),
                 zone_share=[tr.tracker.zone_share(c.joints, c.confidence) for c in candidates] if several_tracks
                 else None,
+                refused=None if refused is None else refused[k],
             ))  # fmt: skip
         same = SamePerson(tracking.overlap, tracking.body_radius, tracking.body_share)
         taken = assign(views, candidates, gate=tracking.gate, same=same)
         hidden = self._occluded(taken, candidates)
+        if looks:
+            appearance.learn(looks, histograms, taken, [c.joints for c in candidates], [c.seen for c in candidates],
+                             hidden, states)  # fmt: skip
         results = []
         for k, (track, choice) in enumerate(zip(state.tracks, taken)):
             pick = own[k] if choice is None else choice
             measured = confidence[pick]
+            if choice is None and several_tracks:  # a pose not assigned to this performer may be anyone's
+                measured = np.zeros_like(measured)
             if choice is not None and hidden[k].any():
                 measured = np.where(hidden[k], 0.0, measured)
             if choice is not None and int((measured >= tracking.min_confidence).sum()) >= tracking.min_joints:

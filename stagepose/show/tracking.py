@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from stagepose.config import check_range
+from stagepose.show.appearance import AppearanceConfig, Look
 from stagepose.show.search import search_windows, standing_windows, zone_bounds
 from stagepose.transforms import CROP_MARGIN, box_with_aspect, person_box
 
@@ -74,6 +75,9 @@ class TrackingConfig:
             duet clip with its calibration it lost the lead more often (68 % tracked and 2 frames on
             nobody, against 92 % and none in the image), because a floor position from a partial or
             mixed pose (feet hidden behind the partner) jumps by metres.
+        appearance: with several performers in a camera, each track learns its performer's torso colours
+            and assignment refuses a pose that looks like another performer, like no performer it knows,
+            or has no torso to look at: `stagepose.show.appearance`.
     """
 
     min_confidence: float = 0.3
@@ -92,6 +96,7 @@ class TrackingConfig:
     body_share: float = 0.8
     occlusion: bool = True
     assign_on_floor: bool = False
+    appearance: bool = True
 
     def __post_init__(self) -> None:
         # every bound is checked with check_range, which also refuses NaN and inf (nan < 1 is False)
@@ -146,11 +151,13 @@ class PerformerTracker:
         config: TrackingConfig,
         input_aspect: float,
         zone: np.ndarray | None = None,
+        appearance: AppearanceConfig | None = None,
     ) -> None:
         """Args:
         config: tracking parameters.
         input_aspect: model input width / height.
         zone: (P, 2) image polygon where the performer is looked for, or None for the whole frame.
+        appearance: how the performer's look is learned and used (default: `AppearanceConfig()`).
         """
         self.config = config
         self.input_aspect = input_aspect
@@ -164,6 +171,7 @@ class PerformerTracker:
         self._windows: list[CropBox] = []
         self._windows_for: tuple[tuple[int, int], bool] | None = None
         self._next_window = 0
+        self.look = Look(appearance or AppearanceConfig())  # the performer's torso colours, kept when lost
 
     @property
     def searching(self) -> bool:
@@ -174,7 +182,7 @@ class PerformerTracker:
         """The box to cut from the next frame of ``frame_size`` (w, h)."""
         if self._box is not None:
             return self._box
-        if self._reacquiring:
+        if self.reacquiring:
             centre, scale = self._lost_at  # type: ignore[misc]
             side = min(REACQUIRE_GROWTH * scale, float(frame_size[1]))
             w, h = box_with_aspect(side * self.input_aspect, side, self.input_aspect)
@@ -182,8 +190,16 @@ class PerformerTracker:
         return self._zone_box(frame_size)
 
     @property
-    def _reacquiring(self) -> bool:
-        return self._lost_at is not None and self._since_lost < self.config.reacquire_frames
+    def state(self) -> Literal["following", "reacquiring", "searching"]:
+        """Following a pose, looking where a lost performer was last seen, or searching the whole zone."""
+        if self._box is not None:
+            return "following"
+        return "reacquiring" if self.reacquiring else "searching"
+
+    @property
+    def reacquiring(self) -> bool:
+        """Searching for a performer lost less than ``reacquire_frames`` frames ago, where they were."""
+        return self._box is None and self._lost_at is not None and self._since_lost < self.config.reacquire_frames
 
     def windows(
         self, frame_size: tuple[int, int], count: int, head_of: Callable[[np.ndarray], np.ndarray] | None = None
@@ -230,7 +246,7 @@ class PerformerTracker:
         """
         if self._box is not None and self._centre is not None:
             return self._centre, self._box.size[1]
-        if self._reacquiring:
+        if self.reacquiring:
             return self._lost_at  # where they were last seen, for ``reacquire_frames`` frames
         return None
 
