@@ -27,21 +27,21 @@ epipolar, cam02 swapped    the same as epipolar     (by_name: 11 of cam02's 12 w
 =========================  =======================  ==========================
 
 No pose was on the other performer before the appearance cue (`tracking.appearance`); with it, cam03's lead
-pose at frame 99 (the closest pair, 128 px) is the partner's in all three associations, and stays tolerated. The rest is the shipped 2D model's weak lead: "off" (by_name
-9, epipolar 6: his pose over 150 px from his torso, cam04 at 0-40 and cam01 at 0 after the whole-frame
-start, all four views at 80-99 when he bends over) or "none" (the tracker lost him: cam04 at 60; or
-epipolar left out a pose that disagrees with his other views: cam01 at 0, 80 and 99, cam04 at 40); the
-partner's misses are cam03 at 60-99, where the lead stands in front of her. Over all 100 frames (the
-layout interpolated, so roughly), by_name / epipolar right for the lead 45/39, 96/96, 79/79, 6/6 and
-for the partner 100/100, 100/100, 58/57, 100/100 per view, "off" for the lead 33/7, 4/4, 16/16,
-51/46: epipolar leaves out poses that disagree with the other views (at least 8 of 16 joints still
-triangulate in 77 / 74 % of the steps for the lead, 100 % for the partner). One "wrong" each, cam03
-lead at frame 83 (torsos 140 px apart, the pose between them). The previous `by_epipolar_named`
-(groups under 40 px, named by vote) left 30-90 % of the views unnamed (lead right 43, 50, 9, 1;
-partner 50, 71, 40, 70; 48 % of the lead's steps with 8+ joints) and, with cam02 swapped, put 21, 32,
-2 and 6 of 100 lead poses per view on the partner. The 3D torsos reproject 3-175 px (partner) and
-6-215 px (lead) from the hand-read ones; the lead's at frame 99 is built from "off" poses only and
-lands 160-330 px off, nearer the partner in one or two views (reported, not asserted).
+pose at frame 99 (the closest pair, 128 px) is the partner's in all three associations, and stays tolerated.
+The rest is the shipped 2D model's weak lead: "off" (by_name 9, epipolar 6: his pose over 150 px from his
+torso, cam04 at 0-40 and cam01 at 0 after the whole-frame start, all four views at 80-99 when he bends over)
+or "none" (the tracker lost him: cam04 at 60; or epipolar left out a pose that disagrees with his other views:
+cam01 at 0, 80 and 99, cam04 at 40); the partner's misses are cam03 at 60-99, where the lead stands in front
+of her. Over all 100 frames (the layout interpolated, so roughly), by_name / epipolar right for the lead
+45/39, 96/96, 79/79, 6/6 and for the partner 100/100, 100/100, 58/57, 100/100 per view, "off" for the lead
+33/7, 4/4, 16/16, 51/46: epipolar leaves out poses that disagree with the other views (at least 8 of 16 joints
+still triangulate in 77 / 74 % of the steps for the lead, 100 % for the partner). One "wrong" each, cam03 lead
+at frame 83 (torsos 140 px apart, the pose between them). The previous `by_epipolar_named` (groups under 40
+px, named by vote) left 30-90 % of the views unnamed (lead right 43, 50, 9, 1; partner 50, 71, 40, 70; 48 % of
+the lead's steps with 8+ joints) and, with cam02 swapped, put 21, 32, 2 and 6 of 100 lead poses per view on
+the partner. The 3D torsos reproject 3-175 px (partner) and 6-215 px (lead) from the hand-read ones; the
+lead's at frame 99 is built from "off" poses only and lands 160-330 px off, nearer the partner in one or two
+views (reported, not asserted).
 
 Skipped without ``../shared`` data or the shipped model. About 75-110 s on two busy cores (one replay).
 """

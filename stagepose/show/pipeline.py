@@ -334,31 +334,32 @@ class PosePipeline:
         size = (frame.width, frame.height)
         tracking = self.show.tracking
         mapper = state.mapper if state.mapper is not None and state.mapper.has_stage else None
-        # floor positions only matter to tell performers apart, and only when the show asks
-        several = len(state.tracks) > 1 and tracking.assign_on_floor
         several_tracks = len(state.tracks) > 1
+        # floor positions only matter to tell performers apart, and only when the show asks
+        on_floor = several_tracks and tracking.assign_on_floor
         candidates = []
         for j, c in zip(joints, confidence):
             seen = (c >= tracking.min_confidence) & np.isfinite(j).all(axis=1)
-            floor = mapper.floor_position(j, c, tracking.min_confidence) if mapper and several else None
+            floor = mapper.floor_position(j, c, tracking.min_confidence) if mapper and on_floor else None
             candidates.append(Candidate(j, c, seen, None if floor is None else np.asarray(floor)))
         # each performer's look (torso colours) refuses poses of someone else (`stagepose.show.appearance`)
         looks = [tr.tracker.look for tr in state.tracks] if several_tracks and tracking.appearance else None
         histograms = [appearance.torso_histogram(frame.image, c.joints, c.seen) for c in candidates] if looks else []
-        states = [tr.tracker.state for tr in state.tracks]
+        states = [tr.tracker.state for tr in state.tracks] if looks else []
         refused = appearance.refusals(looks, histograms, states) if looks else None
         views = []
         for k, tr in enumerate(state.tracks):
             prediction = tr.tracker.prediction()
             if prediction is None:
                 tr.floor = None
+            shares = [tr.tracker.zone_share(c.joints, c.confidence) for c in candidates] if several_tracks else None
             views.append(TrackView(
                 prediction=prediction,
                 own=own[k],
-                qualifies=[tr.tracker.qualifies(c.joints, c.confidence) for c in candidates],
+                qualifies=[tr.tracker.qualifies(c.joints, c.confidence, None if shares is None else shares[i])
+                           for i, c in enumerate(candidates)],
                 floor=None if tr.floor is None else (tr.floor, tracking.performer_height_m),
-                zone_share=[tr.tracker.zone_share(c.joints, c.confidence) for c in candidates] if several_tracks
-                else None,
+                zone_share=shares,
                 refused=None if refused is None else refused[k],
             ))  # fmt: skip
         same = SamePerson(tracking.overlap, tracking.body_radius, tracking.body_share)

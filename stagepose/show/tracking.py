@@ -124,6 +124,7 @@ class TrackingConfig:
 
 
 REACQUIRE_GROWTH = 1.5  # the crop while re-acquiring: the last box, this much larger
+ZONE_MAJORITY = 0.5  # a pose may be a performer when at least this share of its seen joints is in the zone
 
 
 @dataclass(frozen=True)
@@ -228,10 +229,16 @@ class PerformerTracker:
         """(16,) bool: the joints confident enough to count."""
         return (np.asarray(confidence) >= self.config.min_confidence) & np.isfinite(joints).all(axis=1)
 
-    def qualifies(self, joints: np.ndarray, confidence: np.ndarray) -> bool:
-        """Enough joints seen, mostly inside the zone: a pose that may be this performer."""
+    def qualifies(self, joints: np.ndarray, confidence: np.ndarray, zone_share: float | None = None) -> bool:
+        """Enough joints seen, mostly inside the zone: a pose that may be this performer.
+
+        ``zone_share``: the pose's `zone_share` when the caller has it already (the zone test is not repeated).
+        """
         seen = self.seen(confidence, joints)
-        return bool(seen.sum() >= self.config.min_joints and self._inside_zone(joints[seen]))
+        if seen.sum() < self.config.min_joints:
+            return False
+        share = self._share_inside(joints[seen]) if zone_share is None else zone_share
+        return share >= ZONE_MAJORITY
 
     def prediction(self) -> tuple[np.ndarray, float] | None:
         """Where the performer should be: (centre (x, y), scale in pixels); None while searching, except
@@ -289,9 +296,6 @@ class PerformerTracker:
         self.tracked = False
         self._box = None  # back to the zone: re-acquire
         self._misses = 0
-
-    def _inside_zone(self, points: np.ndarray) -> bool:
-        return self._share_inside(points) >= 0.5
 
     def zone_share(self, joints: np.ndarray, confidence: np.ndarray) -> float:
         """The fraction of a pose's seen joints inside this track's zone (1 without a zone, 0 with none seen)."""
