@@ -145,7 +145,10 @@ def test_live_four_cameras_send_one_3d_skeleton_per_performer(tmp_path: Path, ha
         assert both.sum() >= 4, name
         height = head[both, 1] - np.where(seen, ankles[:, :, 1], np.inf)[both].min(axis=1)
         assert 1.0 <= float(np.median(height)) <= 2.2, (name, np.median(height))  # head-top joint to ankle joint
-        assert all(b[f"/stagepose/{name}/stage"] for b in tracked[:3])  # the floor point travels with it
+        # the floor point travels with it, whenever an ankle or the pelvis is triangulated (the treadmill hides
+        # the lead's feet in some steps: then there is no /stage, never a made-up one)
+        with_floor = [b[f"/stagepose/{name}/stage"] for b in tracked if f"/stagepose/{name}/stage" in b]
+        assert len(with_floor) >= len(tracked) // 2 and all(len(v) == 2 for v in with_floor), name
     assert max(len(d) for d in collector.datagrams) <= 1472
 
     record = read_record(tmp_path / "record.jsonl")
