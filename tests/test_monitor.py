@@ -231,9 +231,11 @@ def test_a_stuck_browser_neither_blocks_the_show_nor_grows_memory(demo_show: Sho
         stats = server.stats()
         assert stats["events_dropped"] > 0
         assert all(client.queue.qsize() <= monitor_server.QUEUE_EVENTS for client in server._clients)
-        # a hand-over, never a wait on the stuck page: the median is microseconds; a rare outlier is the
-        # scheduler on a loaded 2-core machine (81 ms seen in CI beside training), not the page
-        assert float(np.percentile(publish_s, 95)) < 0.005 and float(np.median(publish_s)) < 0.0002, (
+        # a hand-over, never a wait on the stuck page: a publish that waited on its socket would take up to
+        # WRITE_TIMEOUT_S (2 s here). Measured: median 15-215 us (the server thread's GIL share decides it on a
+        # loaded 2-core machine), a rare outlier of 81 ms (the scheduler beside training); the bars sit far
+        # below a wait and far above that noise (the publish's own speed is not what this test is about).
+        assert float(np.median(publish_s)) < 0.002 and max(publish_s) < monitor_server.WRITE_TIMEOUT_S / 4, (
             max(publish_s), np.median(publish_s))  # fmt: skip
         deadline = time.monotonic() + 15
         while server.stats()["pages_disconnected_slow"] == 0 and time.monotonic() < deadline:
