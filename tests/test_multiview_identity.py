@@ -209,8 +209,13 @@ def test_the_layout_tells_the_performers_apart() -> None:
             assert np.hypot(*(lead - partner)) > 120, (camera, frame)  # cam03 frame 99 is the closest: 128 px
 
 
+# One read view per association may show a pose on the other performer, wherever it is: where the lead's crop
+# holds part of the partner, the 2D model can return a chimera (upper body on one, hips and legs on the other),
+# and which performer its torso median lands on moves between model versions (cam03 lead at frame 99 with the
+# step-6,372 model; cam04's partner pose at frame 80, named lead by epipolar agreement with cam03's chimera, with
+# step 14,337's). A tracker or association that swaps performers makes many: cam02 swapped and named by_name
+# gives 11 of its 12 read views wrong.
 MAX_WRONG = 1
-KNOWN_WRONG = {("lead", "cam03", 99)}
 
 
 @pytest.mark.slow
@@ -220,10 +225,7 @@ def test_each_view_gives_each_performer_its_own_pose(fused: Replayed, associatio
     found = verdicts(fused.steps[association])
     print(f"{association}: {tally(found)}")
     wrong = sorted(key for key, v in found.items() if v == "wrong")
-    # With the appearance cue (tracking.appearance) cam03's lead tracker takes a pose on the partner at frame
-    # 99, where the two torsos are closest (128 px) and the lead's poses in the other three views are all "off",
-    # so no association can outvote it: one such read view is tolerated, and only that one.
-    assert len(wrong) <= MAX_WRONG and set(wrong) <= KNOWN_WRONG, (
+    assert len(wrong) <= MAX_WRONG, (
         f"{association}: poses on the other performer at {wrong} ({tally(found)})"
     )
     for performer in PERFORMERS:

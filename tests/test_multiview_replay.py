@@ -96,6 +96,8 @@ def test_multiview_needs_extrinsics_and_a_calibration(tmp_path: Path, small_onnx
         ({"association": "nearest"}, "multiview.association", "allowed: 'by_name', 'epipolar'"),
         ({"sync_wait_ms": 500}, "multiview.sync_wait_ms", "sync_wait_ms must be"),
         ({"sync_tolerance_ms": 0}, "multiview.sync_tolerance_ms", "sync_tolerance_ms must be"),
+        ({"min_height_m": "floor"}, "multiview.min_height_m", "expected a number, got 'floor'"),
+        ({"min_height_m": -500}, "multiview.min_height_m", "min_height_m must be"),
         ({"views": 2}, "multiview.views", "unknown key; allowed keys: enabled, min_views"),
     ],
 )  # fmt: skip
@@ -110,6 +112,9 @@ def test_check_accepts_a_multiview_show(tmp_path: Path, small_onnx: Path, capsys
     assert "ok: show 'mv', 2 active camera(s)" in capsys.readouterr().out
     show = load_show(path)
     assert show.fused and show.multiview is not None and show.multiview.max_reprojection_px == 20.0
+    assert show.multiview.min_height_m == -0.5  # joints under the floor are dropped unless the show says otherwise
+    unlimited = write_show(tmp_path, _show(small_onnx, multiview={"min_height_m": None}), "unlimited.yaml")
+    assert load_show(unlimited).multiview.min_height_m is None
     disabled = write_show(tmp_path, _show(small_onnx, multiview={"enabled": False}), "off.yaml")
     assert "'multiview:' section" in _one_line_error(disabled)  # off: one camera per performer again
 

@@ -88,6 +88,27 @@ def test_a_joint_needs_two_good_views(rig) -> None:
     assert np.linalg.norm(result.points[others] - truth[others], axis=1).max() < TOL_M
 
 
+def test_two_views_agreeing_under_the_floor_are_not_believed(rig) -> None:
+    """Two views can agree exactly on a wrong point (both put a foot on the treadmill's far end): a joint
+    solved under ``min_height_m`` is dropped; one just under the floor (calibration slack) is kept."""
+    truth, pixels, conf = _scene(rig, seed=5)
+    deep, shallow = Joint.r_ankle, Joint.l_ankle
+    wrong = {deep: truth[deep] - (0.0, 0.0, 1.5), shallow: truth[shallow] - (0.0, 0.0, 0.3)}
+    for joint, point in wrong.items():
+        pixels[:2, joint] = rig.project(point[None])[:2, 0]  # views 0 and 1 agree on it, exactly
+        pixels[2:, joint] = np.nan  # the other two do not see it
+    result = triangulate(rig, pixels, conf)
+    assert np.isnan(result.points[deep]).all() and result.confidence[deep] == 0.0
+    assert not result.views[:, deep].any()
+    assert np.linalg.norm(result.points[shallow] - wrong[shallow]) < TOL_M  # -0.22 m: above the -0.5 m default
+    others = np.setdiff1d(np.arange(NUM_JOINTS), [deep, shallow])
+    assert np.linalg.norm(result.points[others] - truth[others], axis=1).max() < TOL_M
+    unlimited = triangulate(rig, pixels, conf, TriangulationSettings(min_height_m=None))
+    assert np.linalg.norm(unlimited.points[deep] - wrong[deep]) < TOL_M  # the views agree: nothing else tells
+    with pytest.raises(ValueError, match="min_height_m"):
+        TriangulationSettings(min_height_m=float("nan"))
+
+
 def test_low_confidence_views_are_not_used(rig) -> None:
     truth, pixels, conf = _scene(rig, seed=4)
     conf[3] = 0.1

@@ -18,8 +18,9 @@ Choosing the views, per point:
 2. **Weighted solve and rejection.** The point is solved from those views, weighted by confidence; while
    its worst view reprojects further than ``max_reprojection_px`` (or lands behind that camera) and
    more than ``min_views`` remain, that view is dropped and the point solved again.
-3. A point left with fewer than ``min_views`` views, or whose remaining views still disagree (two views:
-   there is no telling which one is wrong), is not triangulated: NaN position, confidence 0. The caller
+3. A point left with fewer than ``min_views`` views, whose remaining views still disagree (two views:
+   there is no telling which one is wrong), or that lands under the floor (``min_height_m``: views that
+   agree on a wrong thing), is not triangulated: NaN position, confidence 0. The caller
    holds or predicts it (the 3D Kalman filter does); the triangulator never invents it.
 
 Confidence of a triangulated point: the mean 2D confidence of the views used, times
@@ -51,12 +52,17 @@ class TriangulationSettings:
         min_views: views a point needs (2 or more).
         fix_left_right: in `triangulate_performers`, read a view whose whole pose has left and right swapped
             the other way round (`swapped_views`).
+        min_height_m: a point solved lower than this (world z in metres; the calibrations put the stage floor
+            at z = 0, z up) is not triangulated: two views can agree exactly on a joint that both put on the
+            wrong thing (a foot on the treadmill's far end lies 1.6 m under the floor, at 0.7 px), and a
+            joint under the floor is wrong whatever its error. None: no limit (a world frame without a floor).
     """
 
     min_confidence: float = 0.2
     max_reprojection_px: float = 25.0
     min_views: int = 2
     fix_left_right: bool = True
+    min_height_m: float | None = -0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_confidence < 1.0:
@@ -65,6 +71,8 @@ class TriangulationSettings:
             raise ValueError(f"max_reprojection_px must be a number > 0, got {self.max_reprojection_px}")
         if self.min_views < 2:
             raise ValueError(f"min_views must be >= 2 (one view has no depth), got {self.min_views}")
+        if self.min_height_m is not None and not math.isfinite(self.min_height_m):
+            raise ValueError(f"min_height_m must be a number (metres) or None, got {self.min_height_m}")
 
 
 @dataclass(frozen=True)
@@ -358,6 +366,9 @@ def triangulate_normalised(
     good = (count >= settings.min_views) & np.isfinite(rms) & (rms <= threshold) & np.isfinite(points).all(axis=1)
     # views left that still disagree (two views: there is no telling which one is wrong)
     good &= ~(np.where(used, errors, 0.0).max(axis=0) > threshold) & ~np.isnan(np.where(used, errors, 0.0)).any(axis=0)
+    if settings.min_height_m is not None:
+        with np.errstate(invalid="ignore"):
+            good &= ~(points[:, 2] < settings.min_height_m)  # under the floor: wrong in every view used
     points = np.where(good[:, None], points, np.nan)
     conf = np.where(good, mean_conf * (1.0 - 0.5 * np.minimum(rms / threshold, 1.0)), 0.0)
     used &= good[None, :]

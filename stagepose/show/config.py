@@ -207,6 +207,9 @@ class MultiviewConfig:
             performer names the zones under ``performers`` give) or ``epipolar`` (poses grouped by
             epipolar consistency across cameras, each group named by the cameras' vote).
         fix_left_right: read a view whose whole pose has left and right swapped the other way round.
+        min_height_m: a joint triangulated lower than this (metres, world z; the calibrations' floor is z = 0)
+            is dropped: views that agree on a wrong thing can put a foot under the stage. null: no limit
+            (a world frame whose floor is not at z = 0).
         sync_tolerance_ms: live only: frames of different cameras are one time step when their capture
             times are within this; default (null): half the longest frame period of the cameras.
         sync_wait_ms: live only: how long the show waits for a camera whose newest frame is older than
@@ -220,6 +223,7 @@ class MultiviewConfig:
     min_confidence: float = 0.2
     association: Literal["by_name", "epipolar"] = "by_name"
     fix_left_right: bool = True
+    min_height_m: float | None = -0.5
     sync_tolerance_ms: float | None = None
     sync_wait_ms: float | None = None
 
@@ -227,6 +231,8 @@ class MultiviewConfig:
         check_range("min_views", self.min_views, 2, 64)
         check_range("max_reprojection_px", self.max_reprojection_px, 0.0, 10_000.0, low_open=True, unit=" px")
         check_range("min_confidence", self.min_confidence, 0.0, 1.0)
+        if self.min_height_m is not None:
+            check_range("min_height_m", self.min_height_m, -100.0, 100.0, unit=" m")
         if self.sync_tolerance_ms is not None:
             check_range("sync_tolerance_ms", self.sync_tolerance_ms, 0.0, 1000.0, low_open=True, unit=" ms")
         if self.sync_wait_ms is not None:

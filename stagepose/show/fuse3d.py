@@ -62,7 +62,8 @@ def triangulation_settings(show: ShowConfig) -> TriangulationSettings:
     if mv is None:
         return TriangulationSettings()
     return TriangulationSettings(min_confidence=mv.min_confidence, max_reprojection_px=mv.max_reprojection_px,
-                                 min_views=mv.min_views, fix_left_right=mv.fix_left_right)  # fmt: skip
+                                 min_views=mv.min_views, fix_left_right=mv.fix_left_right,
+                                 min_height_m=mv.min_height_m)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 from stagepose.errors import ConfigError
 from stagepose.skeleton import LIMBS, Joint
 
+MAX_DRAW_PX = 100_000.0  # joints further than this from the image origin are not drawn (see draw_pose)
 RIGHT = (0, 140, 255)  # BGR orange
 LEFT = (255, 140, 0)  # BGR blue
 CENTRE = (60, 200, 60)
@@ -61,7 +62,9 @@ def draw_pose(
     scale = max(image.shape[:2]) / 1000.0
     thick = max(2, int(round(4 * scale)))
     radius = max(3, int(round(6 * scale)))
-    ok = np.isfinite(joints).all(axis=1)
+    # finite but far outside any image (a 3D point reprojected near a camera's plane lands at 1e12 px):
+    # not drawable, and OpenCV refuses coordinates beyond int32 (a replay crashed on one)
+    ok = np.isfinite(joints).all(axis=1) & (np.abs(np.nan_to_num(joints)) < MAX_DRAW_PX).all(axis=1)
     for a, b in sorted(LIMBS):
         if ok[a] and ok[b] and confidence[a] >= min_confidence and confidence[b] >= min_confidence:
             pa = tuple(int(round(v)) for v in joints[a])
