@@ -198,10 +198,11 @@ def test_replay_writes_3d_record_overlays_and_summary(tmp_path: Path, capsys) ->
         with av.open(str(clip)) as video:
             size = (video.streams.video[0].width, video.streams.video[0].height)  # 1080 or 1088 x 1920
         assert len(decoded) == FRAMES and (decoded[0].width, decoded[0].height) == size
-    # plausible body: the head top above the thorax (by its median: the first, whole-frame crops are rough)
+    # plausible body: the head top above the thorax (by its median: the first, whole-frame crops are rough,
+    # 0.06 m measured over these 10 frames; the slow test below asks 0.1-0.6 m over the whole clip)
     head, thorax = raw[:, Joint.head_top, 2], raw[:, Joint.thorax, 2]
     both = np.isfinite(head) & np.isfinite(thorax)
-    assert both.sum() >= 5 and 0.1 < np.median(head[both] - thorax[both]) < 0.6
+    assert both.sum() >= 5 and 0.0 < np.median(head[both] - thorax[both]) < 0.6
 
 
 @pytest.mark.slow
@@ -212,10 +213,17 @@ def test_replay_whole_single_clip_is_a_plausible_body(tmp_path: Path, capsys) ->
     assert main(["replay", "--show", str(SHOW), "--input", *map(str, CLIPS), "--out", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     performer = json.loads((out / "summary3d.json").read_text())["performers"]["performer"]
-    assert performer["share_with_3d_pose"] >= 0.6  # 0.71 measured
-    assert performer["reprojection_px"]["median_used"] < 10.0  # 6.3 px measured
-    assert abs(performer["lower_ankle_height_m"]["p50"]) < TOL_FLOOR_M  # feet near z = 0: 0.14 m measured
-    assert 1.2 <= performer["body_height_m"]["p50"] <= 2.2  # head top above the lower ankle: 1.33 m measured
+    # measured (the shipped model): 0.96 of the steps (0.68 before crops followed the body's reach), 5.8 px,
+    # feet 0.13 m; the step-14,337 model of the campaign: 0.95, 5.9 px, 0.14 m (0.22 before)
+    assert performer["share_with_3d_pose"] >= 0.85
+    assert performer["reprojection_px"]["median_used"] < 10.0
+    assert abs(performer["lower_ankle_height_m"]["p50"]) < TOL_FLOOR_M  # feet near z = 0
+    assert 1.2 <= performer["body_height_m"]["p50"] <= 2.2  # head top above the lower ankle: 1.37 m measured
+    record = read_record(out / "keypoints.jsonl")
+    raw = np.array([[[np.nan if v is None else v for v in j[:3]] for j in r["raw3d"]] for r in record
+                    if r["type"] == "pose3d"])  # fmt: skip
+    above = raw[:, Joint.head_top, 2] - raw[:, Joint.thorax, 2]
+    assert np.isfinite(above).sum() >= 50 and 0.1 < np.nanmedian(above) < 0.6  # 0.23 m in 81 frames measured
 
 
 @pytest.mark.skipif(bool(missing), reason=f"not present (../shared data or the shipped model): {missing}")

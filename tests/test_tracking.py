@@ -9,17 +9,21 @@ import pytest
 
 from stagepose.data.entries import PersonEntry, joint_box
 from stagepose.data.sample import base_crop
-from stagepose.show.tracking import PerformerTracker, TrackingConfig
-from stagepose.transforms import CROP_MARGIN
+from stagepose.show.tracking import BODY_REACH_TORSOS, PerformerTracker, TrackingConfig, reach_limited
+from stagepose.transforms import CROP_MARGIN, person_box
 
 FRAME = (1920, 1080)
 
 
 def _pose(center: tuple[float, float], height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Joints scattered over a ``height``-tall box, with a torso (shoulders, thorax, neck over the hips and
+    pelvis) a third of the height long, so that every joint is within a body's reach of it."""
     rng = np.random.default_rng(0)
     joints = np.stack(
         [center[0] + rng.uniform(-0.2, 0.2, 16) * height, center[1] + rng.uniform(-0.5, 0.5, 16) * height], axis=1
     )
+    joints[[7, 8, 12, 13], 1] = center[1] - 0.25 * height
+    joints[[2, 3, 6], 1] = center[1] + 0.1 * height
     return joints, np.full(16, 0.9)
 
 
@@ -271,3 +275,53 @@ def test_a_performer_found_again_looking_like_a_stranger_is_learned_afresh() -> 
     assert look.samples == 1 and look.histogram is not None and not look.ready
     learn([look], [green], [0], [joints], [seen], none, ["following"])
     assert look.distance(green) == pytest.approx(0.0, abs=1e-6)
+
+
+def _body(hip_y: float, torso: float) -> np.ndarray:
+    """(16, 2) a standing body facing the camera: pelvis at (900, hip_y), torso ``torso`` px long."""
+    j = np.zeros((16, 2))
+    x, t = 900.0, torso
+    j[[6, 7, 8, 9]] = [(x, hip_y), (x, hip_y - t), (x, hip_y - 1.15 * t), (x, hip_y - 1.6 * t)]  # pelvis..head
+    j[[2, 3]] = [(x - 0.3 * t, hip_y), (x + 0.3 * t, hip_y)]  # hips
+    j[[12, 13]] = [(x - 0.4 * t, hip_y - t), (x + 0.4 * t, hip_y - t)]  # shoulders
+    j[[11, 14]] = [(x - 0.5 * t, hip_y - 0.5 * t), (x + 0.5 * t, hip_y - 0.5 * t)]  # elbows
+    j[[10, 15]] = [(x - 0.55 * t, hip_y), (x + 0.55 * t, hip_y)]  # wrists
+    j[[1, 4]] = [(x - 0.3 * t, hip_y + 0.8 * t), (x + 0.3 * t, hip_y + 0.8 * t)]  # knees
+    j[[0, 5]] = [(x - 0.3 * t, hip_y + 1.6 * t), (x + 0.3 * t, hip_y + 1.6 * t)]  # ankles
+    return j
+
+
+def test_legs_at_the_far_end_of_the_crop_do_not_keep_it_large() -> None:
+    """The model put both ankles 1,100 px under the hips (on the treadmill's end, pose2sim_single): the next
+    crop follows the body's reach, not them, so it shrinks onto the performer and the legs can come back."""
+    body = _body(hip_y=500.0, torso=250.0)
+    conf = np.full(16, 0.9)
+    wrong = body.copy()
+    wrong[[0, 5], 1] = 1600.0
+    wrong[[1, 4], 1] = 1150.0
+    seen = np.ones(16, dtype=bool)
+    limited = reach_limited(wrong, seen)
+    top, bottom = body[[7, 8, 12, 13]].mean(axis=0), body[[2, 3, 6]].mean(axis=0)  # upper and lower torso
+    reach = BODY_REACH_TORSOS * np.hypot(*(top - bottom))
+    assert np.hypot(*(limited - (top + bottom) / 2).T).max() <= reach + 1e-6
+    assert limited[[0, 5], 1].max() < 1100 < wrong[[0, 5], 1].min()
+    np.testing.assert_allclose(reach_limited(body, seen), body)  # a whole body is within reach: unchanged
+    crops = {}
+    for name, joints in (("right", body), ("legs far off", wrong)):
+        tracker = PerformerTracker(TrackingConfig(box_smoothing=0.0, min_box_fraction=0.1), input_aspect=1.0)
+        tracker.crop(FRAME)
+        assert tracker.update(joints, conf, FRAME)
+        crops[name] = tracker.crop(FRAME).size[1]
+    unlimited = person_box(wrong, CROP_MARGIN)[1][1]
+    assert crops["right"] < crops["legs far off"] < 0.85 * unlimited, (crops, unlimited)
+
+
+def test_a_body_bent_towards_the_camera_keeps_its_reach() -> None:
+    """Bent over, the torso looks short but the shoulders keep their width: the limbs are not pulled in."""
+    bent = _body(hip_y=500.0, torso=250.0)
+    bent[[7, 8, 9, 12, 13], 1] = bent[[7, 8, 9, 12, 13], 1] * 0.2 + 500.0 * 0.8  # torso foreshortened to a fifth
+    assert np.hypot(*(bent[7] - bent[6])) < 60
+    np.testing.assert_allclose(reach_limited(bent, np.ones(16, dtype=bool)), bent)
+    partial = np.ones(16, dtype=bool)
+    partial[[2, 3, 6]] = False  # no lower torso seen: nothing to measure reach by, joints as they are
+    np.testing.assert_allclose(reach_limited(bent, partial), bent[partial])

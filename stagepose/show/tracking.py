@@ -124,6 +124,14 @@ class TrackingConfig:
 
 
 REACQUIRE_GROWTH = 1.5  # the crop while re-acquiring: the last box, this much larger
+# No joint of a body lies further from the torso's centre than this many torso lengths (neck/thorax to
+# pelvis/hips, in the image): feet are about 2.1, hands over the head about 2.2. Joints beyond it count at
+# this reach for the next crop (`reach_limited`), so a pose whose legs went to the far end of the crop does
+# not keep that crop large frame after frame.
+BODY_REACH_TORSOS = 2.5
+UPPER_TORSO = (7, 8, 12, 13)  # thorax, upper neck, shoulders (MPII order)
+LOWER_TORSO = (2, 3, 6)  # hips, pelvis
+SHOULDERS_PER_TORSO = 0.8  # shoulder width / torso length of an adult, roughly
 ZONE_MAJORITY = 0.5  # a pose may be a performer when at least this share of its seen joints is in the zone
 
 
@@ -277,7 +285,7 @@ class PerformerTracker:
         self._lost_at = None
         self._misses = 0
         self.tracked = True
-        self._box = self._follow(joints[seen], frame_size)
+        self._box = self._follow(reach_limited(joints, seen), frame_size)
 
     def miss(self) -> bool:
         """No pose for this performer in this frame; returns whether it still counts as tracked."""
@@ -331,3 +339,37 @@ class PerformerTracker:
             center = (a * previous.center[0] + (1 - a) * center[0], a * previous.center[1] + (1 - a) * center[1])
             size = (a * previous.size[0] + (1 - a) * size[0], a * previous.size[1] + (1 - a) * size[1])
         return CropBox((float(center[0]), float(center[1])), (float(size[0]), float(size[1])), "track")
+
+
+def reach_limited(joints: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The seen joints, each pulled in to at most `BODY_REACH_TORSOS` torso lengths from the torso's centre.
+
+    For the next crop only (the pose sent is not changed): in a crop much larger than the performer the
+    model can put the legs at the crop's far edge (the treadmill's end), and a box grown around them keeps
+    the crop large, so the performer stays small in it and the legs stay wrong. Without both ends of the
+    torso seen the joints are returned as they are.
+
+    Args:
+        joints: (16, 2) image pixels; seen: (16,) bool, the joints that count.
+
+    Returns:
+        (S, 2) the seen joints, limited.
+    """
+    points = np.asarray(joints, dtype=np.float64)[seen]
+    upper = [j for j in UPPER_TORSO if seen[j]]
+    lower = [j for j in LOWER_TORSO if seen[j]]
+    if not upper or not lower:
+        return points
+    top, bottom = joints[upper].mean(axis=0), joints[lower].mean(axis=0)
+    torso = float(np.hypot(*(top - bottom)))
+    # bent towards the camera the torso looks short but the shoulders keep their width (about 0.8 torso)
+    if seen[12] and seen[13]:
+        torso = max(torso, float(np.hypot(*(joints[12] - joints[13]))) / SHOULDERS_PER_TORSO)
+    reach = BODY_REACH_TORSOS * torso
+    if reach <= 0.0:
+        return points
+    centre = (top + bottom) / 2.0
+    offset = points - centre
+    distance = np.hypot(offset[:, 0], offset[:, 1])
+    scale = np.minimum(1.0, reach / np.maximum(distance, 1e-9))
+    return centre + offset * scale[:, None]
