@@ -14,15 +14,15 @@ tell) and "none" (no pose of the performer used in that view) are counted. Where
 was triangulated from poses judged right in every view it used, it must reproject nearer its hand-read
 torso than the other's, within `TOL_3D_PX`, in all four views (both performers are in every view).
 
-Measured (``engines/lshm2_campaign_lspet_128.onnx`` and the show's 2D tracking as of this test, which
+Measured (``engines/lshm2_campaign_lspet_128.onnx``, campaign step 16,461, and the show's 2D tracking as of this test, which
 other work keeps changing: the counts move by one or two between versions; right of the 6 read frames
 per view cam01 / cam02 / cam03 / cam04):
 
 =========================  =======================  ==========================
 association                lead                     partner
 =========================  =======================  ==========================
-by_name                    4 / 5 / 4 / 0  (13)      6 / 6 / 4 / 6  (22)
-epipolar                   4 / 5 / 4 / 0  (13)      6 / 6 / 5 / 6  (23)
+by_name                    6 / 6 / 4 / 3  (19)      6 / 6 / 5 / 6  (23)
+epipolar                   6 / 6 / 4 / 3  (19)      6 / 6 / 5 / 6  (23)
 epipolar, cam02 swapped    the same as epipolar     (by_name: 11 of cam02's 12 wrong)
 =========================  =======================  ==========================
 
