@@ -393,7 +393,7 @@ def identity(raw: np.ndarray, conf: np.ndarray, frame: int, min_confidence: floa
     return "L" if lead < partner else "P"
 
 
-# Measured (tests/shows/duet.yaml, ONNX Runtime CPU, OpenCV 5.0, the campaign model of step 16,461): lead 0.96
+# Measured (tests/shows/duet.yaml, ONNX Runtime CPU, OpenCV 5.0, the campaign model of step 18,585): lead 0.97
 # tracked, partner 1.0, no swap, none on nobody, the bystander never named. With step 6372: lead 0.91, partner
 # 1.0, the same with the clip shifted by a pixel (0.93/1.0) or re-encoded (0.93/1.0). Before performers were told apart by their torso colours
 # (`stagepose.show.appearance`) the outcome flipped with tiny numeric changes: the same model with OpenCV 5.1
