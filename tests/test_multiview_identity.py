@@ -14,9 +14,9 @@ tell) and "none" (no pose of the performer used in that view) are counted. Where
 was triangulated from poses judged right in every view it used, it must reproject nearer its hand-read
 torso than the other's, within `TOL_3D_PX`, in all four views (both performers are in every view).
 
-Measured (``engines/lshm2_campaign_lspet_128.onnx``, campaign step 18,585, and the show's 2D tracking as of this test, which
-other work keeps changing: the counts move by one or two between versions; right of the 6 read frames
-per view cam01 / cam02 / cam03 / cam04):
+Measured (``engines/lshm2_campaign_lspet_128.onnx``, campaign step 18,585, and the show's 2D tracking as of
+this test, which other work keeps changing: the counts move by one or two between versions; right of the 6 read
+frames per view cam01 / cam02 / cam03 / cam04):
 
 =========================  =======================  ==========================
 association                lead                     partner

@@ -395,8 +395,9 @@ def identity(raw: np.ndarray, conf: np.ndarray, frame: int, min_confidence: floa
 
 # Measured (tests/shows/duet.yaml, ONNX Runtime CPU, OpenCV 5.0, the campaign model of step 18,585): lead 0.97
 # tracked, partner 1.0, no swap, none on nobody, the bystander never named. With step 6372: lead 0.91, partner
-# 1.0, the same with the clip shifted by a pixel (0.93/1.0) or re-encoded (0.93/1.0). Before performers were told apart by their torso colours
-# (`stagepose.show.appearance`) the outcome flipped with tiny numeric changes: the same model with OpenCV 5.1
+# 1.0, the same with the clip shifted by a pixel (0.93/1.0) or re-encoded (0.93/1.0). Before performers were
+# told apart by their torso colours (`stagepose.show.appearance`) the outcome flipped with tiny numeric changes:
+# the same model with OpenCV 5.1
 # put the lead on the anatomical skeleton for 21 frames, the shifted clip gave 3 swaps, and the later models
 # of the same run (steps 7434, 8496) swapped names. The step-3186 model with the assignment of that time: lead
 # 0.94 but on the partner from frame 52 on (its own pose of the partner mixes in the lead's legs).
