@@ -52,6 +52,11 @@ def _show(model: Path, *, multiview: dict | None = None, calibrations: list[str 
     return show
 
 
+def raw_points(poses: list[dict]) -> np.ndarray:
+    """(T, 16, 3) the record's triangulated joints before smoothing (``raw3d``), NaN where not triangulated."""
+    return np.array([[[np.nan if v is None else v for v in j[:3]] for j in r["raw3d"]] for r in poses])
+
+
 def _one_line_error(path: Path, key: str | None = None) -> str:
     """The one-line error loading ``path``; with ``key``, also that the line it names holds ``key:``."""
     with pytest.raises(ConfigError) as info:
@@ -178,7 +183,7 @@ def test_replay_writes_3d_record_overlays_and_summary(tmp_path: Path, capsys) ->
         triangulated = sum(j[0] is not None for j in line["raw3d"])
         assert tracked == float(triangulated >= 6)  # tracking.min_joints joints triangulated in the step
         assert np.allclose(values, expected if tracked else 0.0, atol=6e-4)  # the record rounds: 0.1 mm, conf 0.001
-    raw = np.array([[[np.nan if v is None else v for v in j[:3]] for j in r["raw3d"]] for r in poses])
+    raw = raw_points(poses)
     ok = np.isfinite(raw).all(axis=2)
     assert ok.sum() >= 30  # joints triangulated in 10 frames (the 2D model starts from the whole frame)
     errors = np.array([e for r in poses for e in r["reprojection_px"] if e is not None])
@@ -220,8 +225,7 @@ def test_replay_whole_single_clip_is_a_plausible_body(tmp_path: Path, capsys) ->
     assert abs(performer["lower_ankle_height_m"]["p50"]) < TOL_FLOOR_M  # feet near z = 0
     assert 1.2 <= performer["body_height_m"]["p50"] <= 2.2  # head top above the lower ankle: 1.37 m measured
     record = read_record(out / "keypoints.jsonl")
-    raw = np.array([[[np.nan if v is None else v for v in j[:3]] for j in r["raw3d"]] for r in record
-                    if r["type"] == "pose3d"])  # fmt: skip
+    raw = raw_points([r for r in record if r["type"] == "pose3d"])
     above = raw[:, Joint.head_top, 2] - raw[:, Joint.thorax, 2]
     assert np.isfinite(above).sum() >= 50 and 0.1 < np.nanmedian(above) < 0.6  # 0.23 m in 81 frames measured
 

@@ -367,8 +367,7 @@ def triangulate_normalised(
     # views left that still disagree (two views: there is no telling which one is wrong)
     good &= ~(np.where(used, errors, 0.0).max(axis=0) > threshold) & ~np.isnan(np.where(used, errors, 0.0)).any(axis=0)
     if settings.min_height_m is not None:
-        with np.errstate(invalid="ignore"):
-            good &= ~(points[:, 2] < settings.min_height_m)  # under the floor: wrong in every view used
+        good &= ~(points[:, 2] < settings.min_height_m)  # under the floor: wrong in every view used (NaN: False)
     points = np.where(good[:, None], points, np.nan)
     conf = np.where(good, mean_conf * (1.0 - 0.5 * np.minimum(rms / threshold, 1.0)), 0.0)
     used &= good[None, :]

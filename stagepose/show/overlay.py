@@ -64,7 +64,7 @@ def draw_pose(
     radius = max(3, int(round(6 * scale)))
     # finite but far outside any image (a 3D point reprojected near a camera's plane lands at 1e12 px):
     # not drawable, and OpenCV refuses coordinates beyond int32 (a replay crashed on one)
-    ok = np.isfinite(joints).all(axis=1) & (np.abs(np.nan_to_num(joints)) < MAX_DRAW_PX).all(axis=1)
+    ok = (np.abs(joints) < MAX_DRAW_PX).all(axis=1)  # False for NaN and inf as well
     for a, b in sorted(LIMBS):
         if ok[a] and ok[b] and confidence[a] >= min_confidence and confidence[b] >= min_confidence:
             pa = tuple(int(round(v)) for v in joints[a])

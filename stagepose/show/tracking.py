@@ -32,6 +32,7 @@ import numpy as np
 from stagepose.config import check_range
 from stagepose.show.appearance import AppearanceConfig, Look
 from stagepose.show.search import search_windows, standing_windows, zone_bounds
+from stagepose.skeleton import Joint
 from stagepose.transforms import CROP_MARGIN, box_with_aspect, person_box
 
 
@@ -129,8 +130,8 @@ REACQUIRE_GROWTH = 1.5  # the crop while re-acquiring: the last box, this much l
 # this reach for the next crop (`reach_limited`), so a pose whose legs went to the far end of the crop does
 # not keep that crop large frame after frame.
 BODY_REACH_TORSOS = 2.5
-UPPER_TORSO = (7, 8, 12, 13)  # thorax, upper neck, shoulders (MPII order)
-LOWER_TORSO = (2, 3, 6)  # hips, pelvis
+UPPER_TORSO = (Joint.thorax, Joint.upper_neck, Joint.r_shoulder, Joint.l_shoulder)
+LOWER_TORSO = (Joint.r_hip, Joint.l_hip, Joint.pelvis)
 SHOULDERS_PER_TORSO = 0.8  # shoulder width / torso length of an adult, roughly
 ZONE_MAJORITY = 0.5  # a pose may be a performer when at least this share of its seen joints is in the zone
 
@@ -363,8 +364,9 @@ def reach_limited(joints: np.ndarray, seen: np.ndarray) -> np.ndarray:
     top, bottom = joints[upper].mean(axis=0), joints[lower].mean(axis=0)
     torso = float(np.hypot(*(top - bottom)))
     # bent towards the camera the torso looks short but the shoulders keep their width (about 0.8 torso)
-    if seen[12] and seen[13]:
-        torso = max(torso, float(np.hypot(*(joints[12] - joints[13]))) / SHOULDERS_PER_TORSO)
+    if seen[Joint.r_shoulder] and seen[Joint.l_shoulder]:
+        width = float(np.hypot(*(joints[Joint.r_shoulder] - joints[Joint.l_shoulder])))
+        torso = max(torso, width / SHOULDERS_PER_TORSO)
     reach = BODY_REACH_TORSOS * torso
     if reach <= 0.0:
         return points
